@@ -1,0 +1,95 @@
+"""`ToolSpec`: one MCP tool and everything a call of it needs, computed once at start-up.
+
+The call path (`gateway.calls`) only reads these records: it never looks at the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from gateway.spec.model import MediaType, Operation, Parameter
+
+BindingTarget = Literal["path", "query", "header", "cookie", "body", "body-property"]
+BodyKind = Literal["json", "form", "multipart", "text", "binary"]
+
+
+@dataclass(frozen=True, slots=True)
+class ArgumentBinding:
+    """Where one tool argument goes in the upstream request.
+
+    `argument` is the property name in the tool's inputSchema (sanitised, unique); `wire_name` is the
+    name on the wire (the parameter name, or the body property name). For `body`, the argument holds
+    the whole request body; for `body-property`, one top-level property of an object body.
+    """
+
+    argument: str
+    target: BindingTarget
+    wire_name: str
+    parameter: Parameter | None = None
+    allow_slash: bool = False  # path values only: "/" kept (never "." or ".." segments, "?" or "#"); mapping opt-in
+
+
+@dataclass(frozen=True, slots=True)
+class BodyPlan:
+    """How the request body is built: which media type, and whether its properties are flattened."""
+
+    media_type: MediaType
+    kind: BodyKind
+    required: bool
+    flattened: bool  # True: the body's properties are top-level arguments (bindings of target body-property)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPlan:
+    """Everything needed to turn validated arguments into an upstream HTTP request.
+
+    `path` is the path template without any `?`/`#` qualifier; a `?a=b` qualifier becomes `fixed_query`.
+    `constants` are argument values fixed by the mapping (applied before building, never visible to the model).
+    """
+
+    method: str  # upper case
+    path: str
+    bindings: tuple[ArgumentBinding, ...]
+    body: BodyPlan | None = None
+    fixed_query: tuple[tuple[str, str], ...] = ()
+    constants: Mapping[str, Any] = field(default_factory=dict)
+    accept: str = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class ResponsePlan:
+    """How an upstream answer becomes a tool result.
+
+    `output_schema` is the schema as promised to clients of protocol 2026-07-28 (any JSON); when the
+    result is not an object, `wrap` says it is sent as `{"result": ...}` to older clients, whose
+    structuredContent must be an object. `select` is a compiled JMESPath expression (mapping `select`),
+    `max_items` caps arrays, `summary` is a text template for the model-facing text.
+    """
+
+    output_schema: Mapping[str, Any] | None = None
+    wrap: bool = False
+    select: Any = None  # jmespath.parser.ParsedResult
+    max_items: int | None = None
+    summary: str | None = None
+    max_bytes: int = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """One MCP tool generated from one operation."""
+
+    name: str
+    description: str
+    input_schema: Mapping[str, Any]
+    operation: Operation
+    request: RequestPlan
+    response: ResponsePlan
+    backend: str = "default"
+    title: str | None = None
+    annotations: Mapping[str, Any] = field(default_factory=dict)  # readOnlyHint, destructiveHint, ...
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    timeout: float | None = None
+    validate: Callable[[Any], list[tuple[str, str]]] | None = field(default=None, compare=False, repr=False)
+    """Compiled input validator: arguments -> [(JSON pointer, message)], empty when valid."""
