@@ -55,6 +55,7 @@ class RequestPlan:
     body: BodyPlan | None = None
     fixed_query: tuple[tuple[str, str], ...] = ()
     constants: Mapping[str, Any] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # mapping defaults, filled in when an argument is absent
     accept: str = "application/json"
 
 
@@ -72,8 +73,10 @@ class ResponsePlan:
     wrap: bool = False
     select: Any = None  # jmespath.parser.ParsedResult
     max_items: int | None = None
-    summary: str | None = None
+    summary: Callable[[Any], str] | None = None  # renders the mapping's summary template over the result
     max_bytes: int = 1_000_000
+    check: Callable[[Any], list[tuple[str, str]]] | None = field(default=None, compare=False, repr=False)
+    """Compiled validator of `output_schema` (the modern, unwrapped form)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,176 @@
+"""Shaping: an upstream answer becomes a `CallToolResult` for the model and for widgets.
+
+JSON becomes `structuredContent` (after the mapping's selection and caps) plus a compact text
+copy; other text becomes text content; binary becomes an embedded resource. Failures (HTTP
+errors, invalid JSON, a body over the size cap, a result that breaks the advertised output
+schema) become `isError` results that say what happened, so the model can act on them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import jmespath
+import mcp_types as types
+
+from gateway.calls.forward import UpstreamResponse
+from gateway.tools.model import ToolSpec
+
+MAX_ERROR_DETAIL = 500
+MAX_TEXT = 100_000
+_JSON_SUFFIXES = ("/json", "+json", "/x-json", "/json-seq", "/x-ndjson")
+
+
+def text_result(text: str, *, error: bool = False, structured: Any = None) -> types.CallToolResult:
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=text)], structured_content=structured, is_error=error
+    )
+
+
+def error_result(text: str) -> types.CallToolResult:
+    return text_result(text, error=True)
+
+
+def compact_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
+
+
+def _media_type(response: UpstreamResponse) -> str:
+    return response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type.endswith(_JSON_SUFFIXES) or media_type == "application/json"
+
+
+def _is_text(media_type: str) -> bool:
+    return media_type.startswith("text/") or media_type.endswith(("/xml", "+xml", "/javascript", "/yaml"))
+
+
+def backend_message(response: UpstreamResponse) -> str:
+    """The backend's own error message, when its error body has a recognisable one."""
+    text = response.content.decode("utf-8", errors="replace").strip()
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return "" if "<html" in text[:200].lower() else _clip(" ".join(text.split()), MAX_ERROR_DETAIL)
+    for path in ("message", "error.message", "error_description", "detail", "title", "error", "errors[0].message",
+                 "errors[0]", "Message", "Error.Message", "fault.faultstring"):
+        found = jmespath.search(path, body) if isinstance(body, dict | list) else None
+        if isinstance(found, str) and found.strip():
+            return _clip(found.strip(), MAX_ERROR_DETAIL)
+    return _clip(compact_json(body), MAX_ERROR_DETAIL)
+
+
+def _http_error(tool: ToolSpec, response: UpstreamResponse) -> types.CallToolResult:
+    what = f"{tool.request.method} {tool.request.path}"
+    message = backend_message(response)
+    if 300 <= response.status < 400:
+        where = response.headers.get("location", "")
+        return error_result(f"The backend answered {response.status} {response.reason} for {what}, a redirect"
+                            f"{' to ' + where if where else ''}, which the gateway does not follow.")
+    hint = {
+        400: "Check the arguments against the tool's input schema and descriptions.",
+        401: "The gateway's credentials for this backend were refused.",
+        403: "The gateway's credentials are not allowed to do this.",
+        404: "The resource does not exist; check identifiers.",
+        409: "The request conflicts with the current state of the resource.",
+        422: "The backend rejected the values; check the arguments.",
+        429: "The backend is rate limiting; wait before retrying.",
+    }.get(response.status, "The backend failed; retrying later may help." if response.status >= 500 else "")
+    text = f"The backend answered {response.status} {response.reason} for {what}."
+    if message:
+        text += f" Its message: {message}"
+    if hint:
+        text += f" {hint}"
+    return error_result(text)
+
+
+def _cap(value: Any, max_items: int | None) -> tuple[Any, str]:
+    if max_items is not None and isinstance(value, list) and len(value) > max_items:
+        return value[:max_items], f" (first {max_items} of {len(value)} items)"
+    return value, ""
+
+
+def _empty_value(schema: Any) -> Any:
+    """What an empty 2xx answer becomes when the tool promises structured output."""
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    kinds = kind if isinstance(kind, list) else [kind]
+    if "object" in kinds:
+        return {}
+    if "array" in kinds:
+        return []
+    return None
+
+
+def shape_json(tool: ToolSpec, value: Any, note: str, legacy: bool) -> types.CallToolResult:
+    plan = tool.response
+    if plan.select is not None:
+        value = plan.select.search(value)
+    value, capped = _cap(value, plan.max_items)
+    if plan.check is not None:
+        problems = plan.check(value)
+        if problems:
+            pointer, message = problems[0]
+            return error_result(
+                f"The backend's answer does not match the tool's declared output schema at {pointer}: {message}. "
+                f"The answer was: {_clip(compact_json(value), 4000)}"
+            )
+    text = compact_json(value)
+    if plan.summary is not None:
+        text = plan.summary(value) + "\n" + text
+    structured = value
+    if legacy and not isinstance(value, dict):
+        structured = {"result": value}
+    elif value is None:
+        structured = None if plan.output_schema is None else value
+    return text_result(_clip(text, MAX_TEXT) + capped + note, structured=structured)
+
+
+def shape(tool: ToolSpec, response: UpstreamResponse, *, legacy: bool) -> types.CallToolResult:
+    """The tool result for a backend answer."""
+    if not 200 <= response.status < 300:
+        return _http_error(tool, response)
+    media_type = _media_type(response)
+    limit = tool.response.max_bytes
+    if response.truncated:
+        if _is_json(media_type) or tool.response.output_schema is not None:
+            return error_result(
+                f"The backend's answer is larger than the gateway's {limit:,}-byte limit, so it was not returned. "
+                "Ask for less (a smaller page, a filter, fewer fields)."
+            )
+        note = f"\n[truncated: the answer is larger than {limit:,} bytes]"
+    else:
+        note = ""
+    content = response.content
+    if not content.strip():
+        if tool.response.output_schema is not None:
+            return shape_json(tool, _empty_value(tool.response.output_schema), "", legacy)
+        return text_result(f"Done: the backend answered {response.status} {response.reason} with no content.")
+    if _is_json(media_type) or (not media_type and content.lstrip()[:1] in (b"{", b"[")):
+        try:
+            value = json.loads(content)
+        except ValueError as exc:
+            return error_result(f"The backend answered {response.status} with invalid JSON ({exc}); "
+                                f"its answer began: {_clip(content[:300].decode('utf-8', 'replace'), 300)}")
+        return shape_json(tool, value, note, legacy)
+    if tool.response.output_schema is not None:
+        return error_result(f"The backend answered {response.status} with {media_type or 'an unknown type'} "
+                            "instead of the JSON the tool promises.")
+    if _is_text(media_type) or not media_type:
+        return text_result(_clip(content.decode("utf-8", errors="replace"), MAX_TEXT) + note)
+    blob = types.BlobResourceContents(
+        uri=f"upstream://{tool.name}/response", mime_type=media_type, blob=base64.b64encode(content).decode()
+    )
+    return types.CallToolResult(
+        content=[
+            types.TextContent(type="text", text=f"The backend answered {len(content):,} bytes of {media_type}."),
+            types.EmbeddedResource(type="resource", resource=blob),
+        ]
+    )

@@ -1,0 +1,163 @@
+"""The `gateway` command: init, check, tools, serve, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from gateway.config import GatewayConfig, config_from_args, load_config
+from gateway.errors import GatewayError
+
+log = logging.getLogger("gateway")
+
+
+def _add_source(parser: argparse.ArgumentParser, *, upstream: bool = False) -> None:
+    parser.add_argument("--spec", help="OpenAPI/Swagger document: a file path or an http(s) URL")
+    parser.add_argument("--mapping", help="YAML mapping (default: every non-deprecated operation becomes a tool)")
+    parser.add_argument("--config", help="gateway config with several backends (instead of --spec/--mapping)")
+    if upstream:
+        parser.add_argument("--upstream", help="backend base URL; overrides the spec's servers")
+
+
+def _config(args: argparse.Namespace) -> GatewayConfig:
+    if args.config:
+        if args.spec or args.mapping:
+            raise SystemExit("gateway: give either --config or --spec/--mapping, not both")
+        return load_config(args.config)
+    if not args.spec:
+        raise SystemExit("gateway: --spec (or --config) is required")
+    return config_from_args(
+        spec=args.spec, mapping=args.mapping, upstream=getattr(args, "upstream", None),
+        host=getattr(args, "host", None), port=getattr(args, "port", None),
+    )
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from gateway.mapping import scaffold_mapping
+    from gateway.spec import load_spec
+
+    sys.stdout.write(scaffold_mapping(load_spec(args.spec)))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from gateway.runtime import load_gateway
+
+    gw = load_gateway(_config(args))
+    for warning in gw.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for backend in gw.backends:
+        print(f"{backend.config.name}: {backend.api.title} ({backend.api.spec_version}), "
+              f"{len(backend.api.operations)} operations -> {len(backend.tools)} tools")
+    print(f"ok: {len(gw.tools)} tools, {len(gw.warnings)} warnings")
+    return 0
+
+
+def cmd_tools(args: argparse.Namespace) -> int:
+    from gateway.runtime import load_gateway
+    from gateway.server import descriptors_json
+
+    gw = load_gateway(_config(args))
+    if args.json:
+        json.dump(descriptors_json(gw.tools, legacy=args.legacy), sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return 0
+    for tool in gw.tools.values():
+        first_line = tool.description.splitlines()[0] if tool.description else ""
+        print(f"{tool.name:40} {tool.request.method:6} {tool.request.path}  {first_line[:60]}")
+    return 0
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s",
+                        stream=sys.stderr)
+
+
+async def _serve_http(config: GatewayConfig) -> None:
+    import uvicorn
+
+    from gateway.runtime import load_gateway
+    from gateway.server import create_app
+
+    gw = load_gateway(config)
+    for warning in gw.warnings:
+        log.warning("%s", warning)
+    app = create_app(gw)
+    settings = config.server
+    log.info("serving %d tools at http://%s:%d%s", len(gw.tools), settings.host, settings.port, settings.path)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+                                           access_log=False, lifespan="on"))
+    await server.serve()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _config(args)
+    _setup_logging(config.server.log_level)
+    if args.stdio:
+        from gateway.runtime import load_gateway
+        from gateway.server import serve_stdio
+
+        asyncio.run(serve_stdio(load_gateway(config)))
+    else:
+        asyncio.run(_serve_http(config))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    _setup_logging("info")
+    asyncio.run(run_demo(host=args.host, port=args.port, backend_port=args.backend_port))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="Serve a REST API's OpenAPI operations as MCP tools.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", help="print a commented starting mapping for a spec")
+    p.add_argument("--spec", required=True, help="OpenAPI/Swagger document: a file path or an http(s) URL")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("check", help="load a spec and mapping (or a config) and report problems")
+    _add_source(p)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("tools", help="list the tools that would be served")
+    _add_source(p)
+    p.add_argument("--json", action="store_true", help="print the descriptors exactly as tools/list serves them")
+    p.add_argument("--legacy", action="store_true", help="with --json: as served to 2025-11-25 clients")
+    p.set_defaults(func=cmd_tools)
+
+    p = sub.add_parser("serve", help="serve the tools over Streamable HTTP (or stdio)")
+    _add_source(p, upstream=True)
+    p.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    p.add_argument("--stdio", action="store_true", help="serve one client over stdin/stdout instead of HTTP")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="run the bundled petstore backend and the gateway in front of it")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
+    p.add_argument("--backend-port", type=int, default=9000, help="petstore backend port (default 9000)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except GatewayError as exc:
+        print(f"gateway: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Start-up pipeline: config -> for each backend (load spec -> apply mapping -> tool specs) -> `Gateway`.
+
+Everything a call needs is built here once; a `Gateway` is immutable after start-up, so replicas
+built from the same files serve the same tools.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx2
+
+from gateway.calls.forward import Backend, Timeouts
+from gateway.config import BackendConfig, GatewayConfig
+from gateway.errors import ConfigError, Diagnostic
+from gateway.mapping import default_mapping, load_mapping, select_operations
+from gateway.spec import ApiModel, load_spec
+from gateway.tools.generate import ToolGenerator
+from gateway.tools.model import ToolSpec
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedBackend:
+    config: BackendConfig
+    api: ApiModel
+    tools: tuple[ToolSpec, ...]
+    warnings: tuple[Diagnostic, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    """The loaded gateway: tools by name (in listing order) and the backends they call."""
+
+    config: GatewayConfig
+    backends: tuple[LoadedBackend, ...]
+    tools: Mapping[str, ToolSpec]
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        return tuple(w for b in self.backends for w in b.warnings)
+
+
+def load_backend(config: BackendConfig, taken: set[str]) -> LoadedBackend:
+    api = load_spec(config.spec)
+    mapping = load_mapping(config.mapping) if config.mapping else default_mapping()
+    selected, diagnostics = select_operations(api, mapping)
+    generator = ToolGenerator(api, backend=config.name, prefix=config.tool_prefix)
+    tools = generator.generate(selected, taken)
+    return LoadedBackend(config, api, tuple(tools), (*api.warnings, *diagnostics))
+
+
+def load_gateway(config: GatewayConfig) -> Gateway:
+    taken: set[str] = set()
+    loaded = []
+    for backend in config.backends:
+        item = load_backend(backend, taken)
+        taken.update(t.name for t in item.tools)
+        loaded.append(item)
+    tools = {t.name: t for b in loaded for t in b.tools}
+    return Gateway(config, tuple(loaded), tools)
+
+
+def upstream_url(backend: LoadedBackend) -> str:
+    """The backend's base URL: the configured upstream, else the spec's first server with its defaults."""
+    if backend.config.upstream:
+        return backend.config.upstream
+    for server in backend.api.servers:
+        url = server.resolved_url()
+        if "{" in url:
+            continue
+        if not url.startswith(("http://", "https://")) and backend.api.source.startswith(("http://", "https://")):
+            url = str(httpx2.URL(backend.api.source).join(url))
+        if url.startswith(("http://", "https://")):
+            return url
+    raise ConfigError(
+        backend.config.where or backend.config.name,
+        f"backend {backend.config.name!r}: the spec names no absolute server URL the gateway can use "
+        "(relative, templated without defaults, or missing); set `upstream` (or pass --upstream)",
+    )
+
+
+def open_backends(gateway: Gateway, transports: Mapping[str, httpx2.AsyncBaseTransport] | None = None
+                  ) -> dict[str, Backend]:
+    """One pooled HTTP client per backend. `transports` lets tests inject faults."""
+    out = {}
+    for loaded in gateway.backends:
+        c = loaded.config
+        out[c.name] = Backend(
+            c.name, upstream_url(loaded),
+            timeouts=Timeouts(c.timeout_connect, c.timeout_read),
+            max_connections=c.max_connections,
+            headers=dict(c.headers),
+            transport=(transports or {}).get(c.name),
+        )
+    return out

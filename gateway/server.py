@@ -1,0 +1,160 @@
+"""Serving: the MCP server (official SDK, low-level `Server`) over Streamable HTTP or stdio.
+
+Tool descriptors and both `tools/list` answers (one per protocol era) are built once at start-up.
+Clients of 2026-07-28 get output schemas as they are; older clients, whose `structuredContent`
+must be an object, get non-object results wrapped as `{"result": ...}` with a matching schema.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import mcp_types as types
+from mcp.server import Server
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+import gateway
+from gateway.calls.forward import Backend
+from gateway.calls.pipeline import call_tool
+from gateway.config import ServerSettings
+from gateway.runtime import Gateway, open_backends
+from gateway.tools.generate import legacy_output_schema
+from gateway.tools.model import ToolSpec
+
+log = logging.getLogger("gateway.server")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def descriptor(tool: ToolSpec, *, legacy: bool) -> types.Tool:
+    """The tool as `tools/list` serves it."""
+    output = legacy_output_schema(tool) if legacy else tool.response.output_schema
+    return types.Tool(
+        name=tool.name,
+        title=tool.title,
+        description=tool.description,
+        input_schema=dict(tool.input_schema),
+        output_schema=dict(output) if output is not None else None,
+        annotations=types.ToolAnnotations(
+            title=tool.title,
+            read_only_hint=tool.annotations.get("readOnlyHint"),
+            destructive_hint=tool.annotations.get("destructiveHint"),
+            idempotent_hint=tool.annotations.get("idempotentHint"),
+            open_world_hint=tool.annotations.get("openWorldHint"),
+        ),
+        _meta=dict(tool.meta) or None,
+    )
+
+
+def descriptors_json(tools: Mapping[str, ToolSpec], *, legacy: bool = False) -> list[dict[str, Any]]:
+    """The descriptors exactly as they go on the wire (`gateway tools --json`)."""
+    return [descriptor(t, legacy=legacy).model_dump(by_alias=True, mode="json", exclude_none=True)
+            for t in tools.values()]
+
+
+def create_mcp_server(gw: Gateway, backends: Mapping[str, Backend]) -> Server[Any]:
+    tools = gw.tools
+    listings = {
+        legacy: types.ListToolsResult(tools=[descriptor(t, legacy=legacy) for t in tools.values()])
+        for legacy in (False, True)
+    }
+
+    def is_legacy(ctx: Any) -> bool:
+        return getattr(ctx, "protocol_version", None) not in MODERN_PROTOCOL_VERSIONS
+
+    async def on_list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        return listings[is_legacy(ctx)]
+
+    async def on_call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        tool = tools.get(params.name)
+        if tool is None:
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name!r}")
+        return await call_tool(tool, params.arguments, backends[tool.backend], legacy=is_legacy(ctx))
+
+    def input_schema(name: str) -> Mapping[str, Any] | None:
+        tool = tools.get(name)
+        return tool.input_schema if tool else None
+
+    first = gw.backends[0].api if gw.backends else None
+    return Server(
+        gw.config.server.name or (first.title if first else "gateway"),
+        version=gateway.__version__,
+        instructions=gw.config.server.instructions or None,
+        get_tool_input_schema=input_schema,
+        on_list_tools=on_list_tools,
+        on_call_tool=on_call_tool,
+    )
+
+
+def transport_security(settings: ServerSettings) -> TransportSecuritySettings | None:
+    """DNS-rebinding protection: explicit hosts/origins, else loopback-only when bound to loopback."""
+    if settings.allowed_hosts or settings.allowed_origins:
+        return TransportSecuritySettings(
+            allowed_hosts=list(settings.allowed_hosts), allowed_origins=list(settings.allowed_origins)
+        )
+    if settings.host in LOOPBACK:
+        return TransportSecuritySettings(
+            allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*"],
+            allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
+        )
+    log.warning("DNS-rebinding protection is off: bound to %s without server.allowed_hosts", settings.host)
+    return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+
+
+def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None) -> Starlette:
+    """The ASGI app: MCP at the configured path, `/healthz` and `/readyz`."""
+    backends = dict(backends) if backends is not None else open_backends(gw)
+    server = create_mcp_server(gw, backends)
+    settings = gw.config.server
+    mcp_app = server.streamable_http_app(
+        streamable_http_path=settings.path,
+        stateless_http=True,
+        json_response=True,
+        transport_security=transport_security(settings),
+        max_request_body_size=settings.max_request_bytes,
+        host=settings.host,
+    )
+    state = {"ready": False}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with server.session_manager.run():
+            state["ready"] = True
+            try:
+                yield
+            finally:
+                state["ready"] = False
+                for backend in backends.values():
+                    await backend.aclose()
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> JSONResponse:
+        body = {"status": "ready" if state["ready"] else "starting", "tools": len(gw.tools)}
+        return JSONResponse(body, status_code=200 if state["ready"] else 503)
+
+    routes = [*mcp_app.routes, Route("/healthz", healthz), Route("/readyz", readyz)]
+    return Starlette(routes=routes, middleware=mcp_app.user_middleware, lifespan=lifespan)
+
+
+async def serve_stdio(gw: Gateway) -> None:
+    """Serve one client over stdio (local desktop clients)."""
+    from mcp.server.stdio import stdio_server
+
+    backends = open_backends(gw)
+    server = create_mcp_server(gw, backends)
+    try:
+        async with stdio_server() as (read, write):
+            await server.run(read, write, server.create_initialization_options())
+    finally:
+        for backend in backends.values():
+            await backend.aclose()

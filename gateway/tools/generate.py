@@ -1,0 +1,309 @@
+"""Generation: each selected operation becomes a `ToolSpec` with its schemas, plans and validators.
+
+Argument layout (documented in docs/tools.md):
+- every path, query, header and cookie parameter is a top-level argument named after the parameter
+  (made safe for every client: `$filter` -> `filter`); when two locations share a name, the first in
+  the order path, query, header, cookie keeps it and the others become `<location>_<name>`;
+- a JSON, form or multipart body whose schema is a plain object is flattened: its properties are
+  top-level arguments too, unless one would clash with a parameter; any other body is one argument
+  named `body` (`request_body` when a parameter is already called `body`);
+- headers the gateway owns (Authorization, Content-Type, Content-Length, Host, Cookie...) and
+  parameters the mapping fixes or hides are never arguments.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.calls.validate import compile_validator
+from gateway.errors import ConfigError
+from gateway.mapping import SelectedOperation
+from gateway.spec import pointer
+from gateway.spec.model import ApiModel, MediaType, Operation, Parameter, RequestBody
+from gateway.tools import names
+from gateway.tools.model import ArgumentBinding, BodyKind, BodyPlan, RequestPlan, ResponsePlan, ToolSpec
+from gateway.tools.schemas import SchemaConverter
+
+OWNED_HEADERS = frozenset(
+    {"authorization", "content-type", "content-length", "host", "cookie", "transfer-encoding", "connection",
+     "proxy-authorization", "te", "upgrade", "keep-alive"}
+)
+LOCATION_ORDER = {"path": 0, "query": 1, "header": 2, "cookie": 3}
+MAX_DESCRIPTION = 1000
+
+METHOD_ANNOTATIONS: Mapping[str, Mapping[str, bool]] = {
+    "get": {"readOnlyHint": True, "openWorldHint": True},
+    "head": {"readOnlyHint": True, "openWorldHint": True},
+    "options": {"readOnlyHint": True, "openWorldHint": True},
+    "post": {"readOnlyHint": False, "destructiveHint": False, "idempotentHint": False, "openWorldHint": True},
+    "patch": {"readOnlyHint": False, "destructiveHint": False, "idempotentHint": False, "openWorldHint": True},
+    "put": {"readOnlyHint": False, "destructiveHint": True, "idempotentHint": True, "openWorldHint": True},
+    "delete": {"readOnlyHint": False, "destructiveHint": True, "idempotentHint": True, "openWorldHint": True},
+}
+
+
+def body_kind(content_type: str) -> BodyKind:
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media in ("application/json", "*/*", "text/json") or media.endswith(("+json", "/json")):
+        return "json"
+    if media == "application/x-www-form-urlencoded":
+        return "form"
+    if media.startswith("multipart/"):
+        return "multipart"
+    if media.startswith("text/") or media.endswith(("/xml", "+xml")):
+        return "text"
+    return "binary"
+
+
+_KIND_PREFERENCE = {"json": 0, "form": 1, "multipart": 2, "text": 3, "binary": 4}
+
+
+def choose_media_type(body: RequestBody) -> MediaType | None:
+    """The body media type the gateway sends: JSON first, then form, multipart, text, anything else."""
+    if not body.content:
+        return None
+    return min(body.content, key=lambda m: (_KIND_PREFERENCE[body_kind(m.content_type)], m.content_type == "*/*"))
+
+
+def success_response_schema(operation: Operation) -> Mapping[str, Any] | None:
+    """The JSON schema of the first 2xx answer (200 before 201 before 2XX), if it has one."""
+    candidates = sorted(
+        (r for r in operation.responses if r.status[:1] == "2"),
+        key=lambda r: (r.status.upper() == "2XX", r.status),
+    )
+    for response in candidates:
+        for media in response.content:
+            if body_kind(media.content_type) == "json" and media.schema is not None:
+                return media.schema
+        return None  # the preferred success answer is not JSON: promise nothing
+    return None
+
+
+def accept_header(operation: Operation) -> str:
+    types_ = [m.content_type for r in operation.responses if r.status[:1] in ("2", "d") for m in r.content]
+    json_first = sorted(dict.fromkeys(types_), key=lambda t: body_kind(t) != "json")
+    return ", ".join(json_first[:4]) if json_first else "application/json"
+
+
+def describe(operation: Operation, override: str | None) -> str:
+    if override:
+        return override
+    parts = [p.strip() for p in (operation.summary, operation.description) if p and p.strip()]
+    if len(parts) == 2 and parts[1].startswith(parts[0].rstrip(".")):
+        parts = parts[1:]
+    text = "\n\n".join(parts) or f"{operation.method.upper()} {operation.path}"
+    if len(text) > MAX_DESCRIPTION:
+        cut = text[:MAX_DESCRIPTION]
+        end = max(cut.rfind(". "), cut.rfind("\n"))
+        text = (cut[: end + 1] if end > MAX_DESCRIPTION // 2 else cut).rstrip() + " ..."
+    if operation.deprecated:
+        text = "(Deprecated) " + text
+    return text
+
+
+def split_qualifier(path: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """`/x/{p}?op=OPEN` -> (`/x/{p}`, (("op", "OPEN"),)); a `#...` qualifier is never sent."""
+    base, query = re.split(r"[?#]", path, maxsplit=1)[0], ""
+    if "?" in path and ("#" not in path or path.index("?") < path.index("#")):
+        query = path.split("?", 1)[1].split("#", 1)[0]
+    pairs = []
+    for item in filter(None, query.split("&")):
+        key, _, value = item.partition("=")
+        pairs.append((key, value))
+    return base, tuple(pairs)
+
+
+class ToolGenerator:
+    """Turns the selected operations of one API into tool specs; one instance per backend."""
+
+    def __init__(self, api: ApiModel, *, backend: str = "default", prefix: str = "") -> None:
+        self.api = api
+        self.backend = backend
+        self.prefix = prefix
+        self.converter = SchemaConverter(api.document, api.dialect)
+
+    def generate(self, selected: list[SelectedOperation], taken: set[str] | None = None) -> list[ToolSpec]:
+        raw = [self.prefix + (s.settings.name or names.operation_name(s.operation)) for s in selected]
+        final = names.unique([names.tool_name(n) for n in raw], taken or ())
+        return [self.tool(s, name) for s, name in zip(selected, final, strict=True)]
+
+    # -- one tool ---------------------------------------------------------------------------------------------
+
+    def tool(self, selected: SelectedOperation, name: str) -> ToolSpec:
+        operation, settings = selected.operation, selected.settings
+        defs: dict[str, Any] = {}
+        properties: dict[str, Any] = {}
+        required: list[str] = []
+        bindings: list[ArgumentBinding] = []
+        constants: dict[str, Any] = {}
+        defaults: dict[str, Any] = {}
+        taken: set[str] = set()
+
+        def add(argument_for: str, wire: str, target: str, schema: dict[str, Any], is_required: bool,
+                parameter: Parameter | None = None) -> None:
+            override = settings.parameters.get(wire)
+            argument = names.unique([argument_for], taken)[0]
+            taken.add(argument)
+            bindings.append(ArgumentBinding(argument, target, wire, parameter,  # type: ignore[arg-type]
+                                            allow_slash=bool(override and override.allow_slash)))
+            if override and override.has_fixed:
+                constants[argument] = override.fixed
+                return
+            if override and override.hidden:
+                if override.has_default:
+                    constants[argument] = override.default
+                    return
+                if is_required:
+                    raise ConfigError(selected.settings.where,
+                                      f"tool {name!r}: parameter {wire!r} is required, so it cannot be hidden "
+                                      "without a fixed value or a default")
+                return
+            if override and override.description:
+                schema = {**schema, "description": override.description}
+            if override and override.has_default:
+                schema = {**schema, "default": override.default}
+                defaults[argument] = override.default
+                is_required = False
+            properties[argument] = schema
+            if is_required:
+                required.append(argument)
+
+        params = sorted(
+            (p for p in operation.parameters
+             if not (p.location == "header" and p.name.lower() in OWNED_HEADERS)),
+            key=lambda p: LOCATION_ORDER[p.location],
+        )
+        seen_names: set[str] = set()
+        for param in params:
+            argument = names.argument_name(param.name)
+            if argument in seen_names:
+                argument = names.argument_name(f"{param.location}_{param.name}")
+            seen_names.add(argument)
+            schema = self.converter.input_schema(param.schema, defs)
+            if param.description and "description" not in schema:
+                schema = {**schema, "description": param.description}
+            required_param = param.required or param.location == "path"
+            add(argument, param.name, param.location, schema, required_param, param)
+
+        body_plan = None
+        if operation.request_body is not None:
+            body_plan = self._body(operation.request_body, defs, seen_names, add)
+
+        input_schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
+        if required:
+            input_schema["required"] = required
+        if defs:
+            input_schema["$defs"] = defs
+        method = operation.method.upper()
+        path, fixed_query = split_qualifier(operation.path)
+        accept = "" if any(p.location == "header" and p.name.lower() == "accept" for p in params) \
+            else accept_header(operation)
+        request = RequestPlan(method, path, tuple(bindings), body_plan, fixed_query, constants, defaults, accept)
+        response = self._response(operation, settings)
+        annotations = {**METHOD_ANNOTATIONS.get(operation.method, {"openWorldHint": True}),
+                       **(settings.annotations or {})}
+        return ToolSpec(
+            name=name,
+            title=settings.title or operation.summary.strip().rstrip(".")[:80] or None,
+            description=describe(operation, settings.description),
+            input_schema=input_schema,
+            operation=operation,
+            request=request,
+            response=response,
+            backend=self.backend,
+            annotations=annotations,
+            timeout=settings.timeout,
+            validate=compile_validator(input_schema),
+        )
+
+    def _body(self, body: RequestBody, defs: dict[str, Any], seen: set[str], add: Any) -> BodyPlan | None:
+        media = choose_media_type(body)
+        if media is None:
+            return None
+        kind = body_kind(media.content_type)
+        schema = self._object_schema(media.schema) if kind in ("json", "form", "multipart") else None
+        props = schema.get("properties") if schema else None
+        if isinstance(props, Mapping) and props:
+            wanted = {names.argument_name(p) for p in props}
+            if not wanted & seen and len(wanted) == len(props):
+                inner_required = set(schema.get("required") or []) if isinstance(schema.get("required"), list) else set()
+                if body.required or not inner_required:
+                    for prop, prop_schema in props.items():
+                        if isinstance(prop_schema, Mapping) and self._read_only(prop_schema):
+                            continue
+                        converted = self.converter.input_schema(prop_schema, defs)
+                        add(names.argument_name(prop), prop, "body-property", converted,
+                            body.required and prop in inner_required)
+                    return BodyPlan(media, kind, body.required, flattened=True)
+        converted = self.converter.input_schema(media.schema, defs) if media.schema is not None else {}
+        if kind in ("text", "binary") and not converted.get("type"):
+            converted = {"type": "string", **converted}
+        if body.description and "description" not in converted:
+            converted = {**converted, "description": body.description}
+        add("request_body" if "body" in seen else "body", "body", "body", converted, body.required)
+        return BodyPlan(media, kind, body.required, flattened=False)
+
+    def _resolve(self, schema: Any, depth: int = 0) -> Any:
+        while isinstance(schema, Mapping) and isinstance(schema.get("$ref"), str) and depth < 20:
+            try:
+                schema = pointer.resolve(self.api.document, schema["$ref"])
+            except KeyError:
+                return None
+            depth += 1
+        return schema
+
+    def _object_schema(self, schema: Any) -> Mapping[str, Any] | None:
+        """The body schema when it is a plain object with properties (refs followed), else None."""
+        schema = self._resolve(schema)
+        if not isinstance(schema, Mapping):
+            return None
+        if any(k in schema for k in ("oneOf", "anyOf", "allOf", "not", "discriminator")):
+            return None
+        kind = schema.get("type", "object")
+        if kind != "object" or not isinstance(schema.get("properties"), Mapping):
+            return None
+        return schema
+
+    def _read_only(self, schema: Mapping[str, Any]) -> bool:
+        resolved = self._resolve(schema)
+        return isinstance(resolved, Mapping) and resolved.get("readOnly") is True
+
+    def _response(self, operation: Operation, settings: Any) -> ResponsePlan:
+        response = settings.response
+        select = response.select if response else None
+        output = None
+        if select is None:
+            defs: dict[str, Any] = {}
+            output = self.converter.output_schema(success_response_schema(operation), defs)
+            if output is not None:
+                output = dict(output)
+                if isinstance(output.get("type"), list) and "object" in output["type"] and \
+                        set(output["type"]) <= {"object", "null"}:
+                    output["type"] = "object"  # a root object is promised as an object; null answers are errors
+                if defs:
+                    output["$defs"] = defs
+        return ResponsePlan(
+            output_schema=output,
+            wrap=output is not None and output.get("type") != "object",
+            select=select,
+            max_items=response.max_items if response else None,
+            summary=response.render_summary if response and response.summary else None,
+            max_bytes=settings.max_response_bytes,
+            check=compile_validator(output) if output is not None else None,
+        )
+
+
+def legacy_output_schema(tool: ToolSpec) -> dict[str, Any] | None:
+    """The output schema for clients of protocol 2025-11-25 and older: non-object results are wrapped."""
+    schema = tool.response.output_schema
+    if schema is None or not tool.response.wrap:
+        return dict(schema) if schema is not None else None
+    inner = copy.deepcopy(dict(schema))
+    defs = inner.pop("$defs", None)
+    wrapped: dict[str, Any] = {"type": "object", "properties": {"result": inner}, "required": ["result"]}
+    if defs:
+        wrapped["$defs"] = defs
+    return wrapped
