@@ -6,27 +6,37 @@ of an HTTP message, so it is where injection is stopped:
 
 * path values are percent-encoded down to RFC 3986 unreserved characters, so no value can add a
   `/`, `?`, `#` or an escape that decodes to one, and a segment that would be empty, `.` or `..`
-  is refused. The forwarder only appends the result to the backend's base path, so scheme, host
-  and port are out of reach;
-* query names and values are percent-encoded the same way (`allowReserved` relaxes this, except
-  for `&`, `=`, `#` and `+`, which would break the pair structure or be read as a space);
-* header and cookie values with control characters (CR, LF, NUL, ...) or non-ASCII text are
-  refused, and headers the gateway owns (authorization, framing, content type) are never taken
-  from arguments.
+  is refused (a binding with `allow_slash` keeps `/`, nothing else). The forwarder only appends
+  the result to the backend's base path, so scheme, host and port are out of reach;
+* query names and values are percent-encoded the same way. `allowReserved` keeps RFC 3986
+  reserved characters and existing `%XX` escapes in values, except `&`, `=`, `#` (they would
+  break the pair structure or end the URL) and `+` (many servers read it as a space);
+* header and cookie values with control characters (CR, LF, NUL, ...) are refused, as is
+  non-ASCII header text (it cannot be sent); headers the gateway owns (authorization, framing,
+  content type, cookies) are never taken from a header binding.
 
-Parameter serialisation follows the OpenAPI 3.1.1 "Style Examples" table (which follows RFC 6570;
-its label rows fix a typo of the 3.0.x tables). What OpenAPI leaves open is decided here:
+Parameter serialisation follows the OpenAPI 3.1.1 "Style Examples" table (itself RFC 6570; its
+label rows correct the 3.0.x tables). What OpenAPI leaves open is decided here:
 
 * `null` values, and `null` items of arrays and objects, are left out; an empty array or object
   adds nothing to a query;
 * arrays and objects nested inside a parameter value are written as compact JSON text, except
-  under `deepObject`, which nests brackets: `f[a][b]=1`, and `f[tags][]=x` for arrays (the
+  under `deepObject`, which nests brackets: `f[a][b]=1`, and `f[a][]=x` for arrays (the
   qs/Rails/PHP convention deepObject comes from; a top-level array is `f[]=x`);
 * `spaceDelimited`/`pipeDelimited` with `explode: true` repeat the key, like `form`;
-* a `content` parameter (`media_type` set) is compact JSON for JSON media types; for any other
-  media type a string goes as it is and other values as JSON;
+* a `content` parameter (`media_type` set) is compact JSON for JSON media types; for other media
+  types a string goes as it is and other values as JSON;
 * integral floats of an `integer` schema lose their `.0` (`3.0` -> `3`); other numbers are
   written in Python's shortest round-tripping form.
+
+Bodies: JSON is compact UTF-8. A form body has one field per top-level property, serialised like a
+query parameter with the property's `encoding` style/explode (default: form, exploded, so arrays
+repeat the key); an object property without an explicit `style` is sent as JSON text, as are array
+items that are objects. A multipart body has one part per property (arrays: one part per item);
+objects are `application/json` parts, strings whose schema says `format: binary`/`base64` (or
+`contentMediaType`/`contentEncoding`, or an encoding contentType that is neither text nor JSON)
+are file parts named after the property. Binary and text bodies take the argument's text as
+UTF-8: binary uploads carry text for now.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ import math
 import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -45,26 +56,18 @@ from gateway.spec.model import Encoding, Parameter, Schema
 from gateway.tools.model import ArgumentBinding, BodyPlan, RequestPlan
 
 OWNED_HEADERS = frozenset(
-    {
-        "accept",
-        "authorization",
-        "connection",
-        "content-length",
-        "content-type",
-        "cookie",
-        "host",
-        "transfer-encoding",
-    }
+    {"accept", "authorization", "connection", "content-length", "content-type", "cookie", "host", "transfer-encoding"}
 )
-"""Headers only the gateway sets: a binding naming one is skipped. OpenAPI itself says header
-parameters named Accept, Content-Type or Authorization are ignored; the rest frame the message."""
+"""Headers only the gateway sets: a header binding naming one is skipped. OpenAPI itself says header
+parameters named Accept, Content-Type or Authorization are ignored; the others frame the message."""
 
 _PLACEHOLDER = re.compile(r"\{([^{}/]+)\}")
-_PATH_LITERAL_SAFE = "/!$&'()*+,;=:@%"  # a template's own text: keep what the spec author wrote
-_QUERY_RESERVED_SAFE = ":/?@!$'()*,;[]"  # allowReserved: RFC 3986 reserved minus & = # +
+_PATH_LITERAL_SAFE = "/!$&'()*+,;=:@%"  # the template's own text: keep what the spec author wrote
+_QUERY_RESERVED_SAFE = ":/?@!$'()*,;[]"  # allowReserved: RFC 3986 reserved characters minus & = # +
 _PCT_TRIPLET = re.compile(r"(%[0-9A-Fa-f]{2})")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _DELIMITERS = {"spaceDelimited": "%20", "pipeDelimited": "%7C"}
+_FILE_FORMATS = frozenset({"binary", "base64"})
 _DEFAULT_TYPES = {
     "json": "application/json",
     "form": "application/x-www-form-urlencoded",
@@ -72,9 +75,6 @@ _DEFAULT_TYPES = {
     "text": "text/plain; charset=utf-8",
     "binary": "application/octet-stream",
 }
-
-Encode = Callable[[Any], str]
-"""Turns a value (a scalar, or a nested array/object written as JSON) into its encoded text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +85,14 @@ class UpstreamRequest:
     path: str  # percent-encoded absolute path, starts with "/"
     query: str  # percent-encoded query string without "?" ("" when none)
     headers: tuple[tuple[str, str], ...]
-    content: bytes | None = None
+    content: bytes | None = None  # the encoded body
 
 
 class ArgumentError(ValueError):
     """An argument that passed JSON Schema validation but cannot be sent safely.
 
-    `pointer` locates the argument in the tool call's arguments (`/petId`), so the model is told
-    exactly which value to change.
+    `pointer` locates the argument in the call's arguments (`/petId`), so the model is told which
+    value to change.
     """
 
     def __init__(self, pointer: str, message: str) -> None:
@@ -102,7 +102,16 @@ class ArgumentError(ValueError):
 
 
 class _Refused(Exception):
-    """Raised deep inside serialisation; `build_request` adds the argument's pointer."""
+    """Raised deep inside serialisation, where the argument is not known; `_located` adds it."""
+
+
+@contextmanager
+def _located(*tokens: str) -> Iterator[None]:
+    """Turn a `_Refused` raised inside into an `ArgumentError` at the pointer made of `tokens`."""
+    try:
+        yield
+    except _Refused as exc:
+        raise ArgumentError(pointer.join("", *tokens) or "/", str(exc)) from None
 
 
 def build_request(plan: RequestPlan, arguments: Mapping[str, Any]) -> UpstreamRequest:
@@ -112,24 +121,21 @@ def build_request(plan: RequestPlan, arguments: Mapping[str, Any]) -> UpstreamRe
     query = [f"{_quote(name)}={_quote(value)}" for name, value in plan.fixed_query]
     cookies: list[str] = []
     for binding in plan.bindings:
-        if binding.argument not in values or binding.target not in ("query", "header", "cookie"):
+        if binding.argument not in values:
             continue
         with _located(binding.argument):
-            value = values[binding.argument]
             if binding.target == "query":
-                query += _parameter_pairs(binding, value, _query_encoder(_allow_reserved(binding)))
+                query += _parameter_pairs(binding, values[binding.argument])
             elif binding.target == "cookie":
-                cookies += _parameter_pairs(binding, value, _cookie_encoder())
-            elif binding.wire_name.lower() not in OWNED_HEADERS:
-                headers.append((binding.wire_name, _header_value(binding, value)))
+                cookies += _parameter_pairs(binding, values[binding.argument])
+            elif binding.target == "header" and binding.wire_name.lower() not in OWNED_HEADERS:
+                headers.append((binding.wire_name, _header_value(binding, values[binding.argument])))
     if cookies:
         headers.append(("Cookie", "; ".join(cookies)))
     content = None
-    if plan.body is not None:
-        encoded = _body(plan.body, plan.bindings, values)
-        if encoded is not None:
-            content, content_type = encoded
-            headers.append(("Content-Type", content_type))
+    if plan.body is not None and (body := _body(plan.body, plan.bindings, values)) is not None:
+        content, content_type = body
+        headers.append(("Content-Type", content_type))
     return UpstreamRequest(
         method=plan.method.upper(),
         path=_path(plan.path, plan.bindings, values),
@@ -139,21 +145,7 @@ def build_request(plan: RequestPlan, arguments: Mapping[str, Any]) -> UpstreamRe
     )
 
 
-class _located:
-    """Context manager turning `_Refused` into an `ArgumentError` at the given location."""
-
-    def __init__(self, *tokens: str) -> None:
-        self.pointer = pointer.join("", *tokens) or "/"
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, _Refused):
-            raise ArgumentError(self.pointer, str(exc)) from None
-
-
-# -- scalars and encoders ---------------------------------------------------------------------------
+# -- text and encoders -----------------------------------------------------------------------------
 
 
 def _json(value: Any) -> str:
@@ -164,7 +156,7 @@ def _json(value: Any) -> str:
 
 
 def _text(value: Any, as_int: bool = False) -> str:
-    """A scalar as parameter text: booleans as true/false, arrays and objects as JSON."""
+    """A value as parameter text: booleans as true/false, nested arrays and objects as JSON."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -178,25 +170,75 @@ def _text(value: Any, as_int: bool = False) -> str:
     return _json(value)
 
 
-def _quote(text: str, safe: str = "") -> str:
-    """Percent-encode UTF-8 `text`, keeping RFC 3986 unreserved characters and `safe`."""
+def _utf8(text: str) -> bytes:
     try:
-        return quote(text, safe=safe)
+        return text.encode("utf-8")
     except UnicodeEncodeError:
         raise _Refused("contains text that is not valid Unicode (a lone surrogate)") from None
 
 
-def _checked(text: str) -> str:
-    """Header-bound text: control characters would split or end the header, non-ASCII cannot be sent."""
+def _quote(text: str, safe: str = "") -> str:
+    """Percent-encode the UTF-8 of `text`, keeping only RFC 3986 unreserved characters and `safe`."""
+    return quote(_utf8(text), safe=safe)
+
+
+def _quote_reserved(text: str) -> str:
+    """allowReserved (RFC 6570 reserved expansion): reserved characters and %XX escapes pass through."""
+    pieces = _PCT_TRIPLET.split(text)
+    return "".join(piece if i % 2 else _quote(piece, _QUERY_RESERVED_SAFE) for i, piece in enumerate(pieces))
+
+
+def _no_controls(text: str) -> str:
+    """Header-bound text: control characters (CR, LF, NUL, ...) would split or end the header."""
     if _CONTROL.search(text):
         raise _Refused("header and cookie values cannot contain control characters (CR, LF, NUL, ...)")
-    if not text.isascii():
+    return text
+
+
+def _header_text(text: str) -> str:
+    if not _no_controls(text).isascii():
         raise _Refused("header values must be ASCII text")
     return text
 
 
+def _cookie_text(text: str) -> str:
+    return _quote(_no_controls(text))
+
+
+@dataclass(frozen=True, slots=True)
+class _Codec:
+    """How one location writes text: names and values may be encoded differently (allowReserved)."""
+
+    value_text: Callable[[str], str]
+    name_text: Callable[[str], str] = _quote
+    as_int: bool = False
+
+    def name(self, key: Any) -> str:
+        return self.name_text(_text(key))
+
+    def value(self, value: Any) -> str:
+        return self.value_text(_text(value, self.as_int))
+
+
+def _codec(binding: ArgumentBinding) -> _Codec:
+    parameter = binding.parameter
+    as_int = parameter is not None and _is_integer(parameter.schema)
+    if binding.target == "path":
+        safe = "/" if binding.allow_slash else ""  # allowReserved is query-only: never honoured here
+
+        def path_text(text: str) -> str:
+            return _quote(text, safe)
+
+        return _Codec(path_text, path_text, as_int)
+    if binding.target == "header":
+        return _Codec(_header_text, _header_text, as_int)
+    if binding.target == "cookie":
+        return _Codec(_cookie_text, _cookie_text, as_int)
+    return _Codec(_quote_reserved if parameter is not None and parameter.allow_reserved else _quote, as_int=as_int)
+
+
 def _is_integer(schema: Any) -> bool:
-    """Whether `schema` (or, for an array, its items) is of type integer, so 3.0 is written 3."""
+    """Whether `schema` (or, for an array, its items) is of type integer, so that 3.0 is written 3."""
     if not isinstance(schema, Mapping):
         return False
     kind = schema.get("type")
@@ -205,51 +247,24 @@ def _is_integer(schema: Any) -> bool:
     return kind == "array" and _is_integer(schema.get("items"))
 
 
-def _encoder(encode: Callable[[str], str], as_int: bool = False) -> Encode:
-    return lambda value: encode(_text(value, as_int))
+def _is_json_type(content_type: str) -> bool:
+    base = content_type.split(";", 1)[0].strip().lower()
+    return base in ("application/json", "text/json") or base.endswith("+json")
 
 
-def _query_encoder(allow_reserved: bool, as_int: bool = False) -> Callable[[Any, bool], str]:
-    """`(value, is_name) -> text`; names are always fully encoded, values keep reserved characters
-    (and existing %XX escapes, as RFC 6570 reserved expansion does) when `allow_reserved`."""
-
-    def value_text(text: str) -> str:
-        pieces = _PCT_TRIPLET.split(text)
-        return "".join(piece if i % 2 else _quote(piece, _QUERY_RESERVED_SAFE) for i, piece in enumerate(pieces))
-
-    def encode(value: Any, is_name: bool = False) -> str:
-        text = _text(value, as_int)
-        return value_text(text) if allow_reserved and not is_name else _quote(text)
-
-    return encode
-
-
-def _cookie_encoder(as_int: bool = False) -> Callable[[Any, bool], str]:
-    return lambda value, is_name=False: _quote(_checked(_text(value, as_int)))
-
-
-def _allow_reserved(binding: ArgumentBinding) -> bool:
-    return binding.parameter is not None and binding.parameter.allow_reserved
-
-
-def _content_text(parameter: Parameter, value: Any) -> str | None:
-    """The text of a `content` parameter, None for a `schema` parameter."""
-    if parameter.media_type is None:
+def _content_text(parameter: Parameter | None, value: Any) -> str | None:
+    """The text of a `content` parameter; None for a `schema` parameter."""
+    if parameter is None or parameter.media_type is None:
         return None
     if isinstance(value, str) and not _is_json_type(parameter.media_type):
         return value
     return _json(value)
 
 
-def _is_json_type(content_type: str) -> bool:
-    base = content_type.split(";", 1)[0].strip().lower()
-    return base in ("application/json", "text/json") or base.endswith("+json")
+# -- parameter styles ------------------------------------------------------------------------------
 
 
-# -- parameter styles ----------------------------------------------------------------------------------
-
-
-def _items(value: Any) -> list[Any] | list[tuple[str, Any]] | None:
+def _items(value: Any) -> list[Any] | None:
     """Array items, or object (key, value) pairs, without nulls; None for a scalar."""
     if isinstance(value, Mapping):
         return [(key, item) for key, item in value.items() if item is not None]
@@ -258,105 +273,101 @@ def _items(value: Any) -> list[Any] | list[tuple[str, Any]] | None:
     return None
 
 
-def _style_pairs(name: str, value: Any, style: str, explode: bool, encode: Callable[..., str]) -> list[str]:
-    """Query-like `name=value` pairs (already encoded) for form, spaceDelimited, pipeDelimited, deepObject."""
-    if style == "deepObject" and isinstance(value, Mapping | list | tuple):
-        return list(_deep_pairs(name, value, encode))
-    key = encode(name, True)
+def _style_pairs(name: str, value: Any, style: str, explode: bool, codec: _Codec) -> list[str]:
+    """Encoded `name=value` pairs for the form, spaceDelimited, pipeDelimited and deepObject styles."""
+    if style == "deepObject" and _items(value) is not None:
+        return list(_deep_pairs(name, value, codec))
     items = _items(value)
     if items is None:
-        return [f"{key}={encode(value)}"]
+        return [f"{codec.name(name)}={codec.value(value)}"]
     if not items:
         return []
     if isinstance(value, Mapping):
         if explode:
-            return [f"{encode(k, True)}={encode(v)}" for k, v in items]
-        flat: Iterable[Any] = (x for pair in items for x in pair)
-    else:
-        if explode:
-            return [f"{key}={encode(item)}" for item in items]
-        flat = items
-    return [f"{key}=" + _DELIMITERS.get(style, ",").join(encode(x) for x in flat)]
+            return [f"{codec.name(key)}={codec.value(item)}" for key, item in items]
+        items = [text for pair in items for text in pair]
+    elif explode:
+        return [f"{codec.name(name)}={codec.value(item)}" for item in items]
+    return [f"{codec.name(name)}=" + _DELIMITERS.get(style, ",").join(codec.value(item) for item in items)]
 
 
-def _deep_pairs(prefix: str, value: Any, encode: Callable[..., str]) -> Iterator[str]:
+def _deep_pairs(prefix: str, value: Any, codec: _Codec) -> Iterator[str]:
     items = _items(value)
     if items is None:
-        yield f"{encode(prefix, True)}={encode(value)}"
+        yield f"{codec.name(prefix)}={codec.value(value)}"
     elif isinstance(value, Mapping):
         for key, item in items:
-            yield from _deep_pairs(f"{prefix}[{_text(key)}]", item, encode)
+            yield from _deep_pairs(f"{prefix}[{_text(key)}]", item, codec)
     else:
         for item in items:
-            yield from _deep_pairs(prefix + "[]", item, encode)
+            yield from _deep_pairs(prefix + "[]", item, codec)
 
 
-def _parameter_pairs(binding: ArgumentBinding, value: Any, encode: Callable[..., str]) -> list[str]:
+def _parameter_pairs(binding: ArgumentBinding, value: Any) -> list[str]:
+    """Query or cookie pairs of one binding."""
+    codec = _codec(binding)
     parameter = binding.parameter
-    if parameter is None:
-        return [f"{encode(binding.wire_name, True)}={encode(value)}"]
     content = _content_text(parameter, value)
     if content is not None:
-        return [f"{encode(binding.wire_name, True)}={encode(content)}"]
-    if _is_integer(parameter.schema):
-        encode = _query_encoder(parameter.allow_reserved, True) if binding.target == "query" else _cookie_encoder(True)
-    return _style_pairs(binding.wire_name, value, parameter.style, parameter.explode, encode)
+        return [f"{codec.name(binding.wire_name)}={codec.value_text(content)}"]
+    if parameter is None:
+        return _style_pairs(binding.wire_name, value, "form", True, codec)
+    return _style_pairs(binding.wire_name, value, parameter.style, parameter.explode, codec)
 
 
-def _simple(value: Any, explode: bool, encode: Encode, separator: str = ",") -> str:
-    """RFC 6570 simple/label expansion body: `blue`, `blue,black`, `R,100,G,200` / `R=100,G=200`."""
+def _simple(value: Any, explode: bool, codec: _Codec, separator: str = ",") -> str:
+    """RFC 6570 simple (and label) expansion: `blue`, `blue,black`, `R,100,G,200` or `R=100,G=200`."""
     items = _items(value)
     if items is None:
-        return encode(value)
+        return codec.value(value)
     if isinstance(value, Mapping):
         if explode:
-            return separator.join(f"{encode(k)}={encode(v)}" for k, v in items)
-        return ",".join(f"{encode(k)},{encode(v)}" for k, v in items)
-    return (separator if explode else ",").join(encode(item) for item in items)
+            return separator.join(f"{codec.value(key)}={codec.value(item)}" for key, item in items)
+        return ",".join(f"{codec.value(key)},{codec.value(item)}" for key, item in items)
+    return (separator if explode else ",").join(codec.value(item) for item in items)
 
 
-def _path_value(name: str, value: Any, style: str, explode: bool, encode: Encode) -> str:
+def _path_value(name: str, value: Any, style: str, explode: bool, codec: _Codec) -> str:
     if style == "label":
-        return "." + _simple(value, explode, encode, ".")
+        return "." + _simple(value, explode, codec, ".")
     if style != "matrix":
-        return _simple(value, explode, encode)
+        return _simple(value, explode, codec)
     items = _items(value)
     if explode and items is not None:
         if isinstance(value, Mapping):
-            return "".join(f";{encode(k)}={encode(v)}" for k, v in items)
-        return "".join(f";{encode(name)}={encode(item)}" for item in items)
-    body = _simple(value, False, encode)
-    return f";{encode(name)}" + (f"={body}" if body else "")
+            return "".join(f";{codec.value(key)}={codec.value(item)}" for key, item in items)
+        return "".join(f";{codec.name(name)}={codec.value(item)}" for item in items)
+    body = _simple(value, False, codec)
+    return f";{codec.name(name)}" + (f"={body}" if body else "")
 
 
 def _header_value(binding: ArgumentBinding, value: Any) -> str:
-    parameter = binding.parameter
-    content = None if parameter is None else _content_text(parameter, value)
+    codec = _codec(binding)
+    content = _content_text(binding.parameter, value)
     if content is not None:
-        return _checked(content)
-    explode = parameter is not None and parameter.explode
-    as_int = parameter is not None and _is_integer(parameter.schema)
-    return _simple(value, explode, _encoder(_checked, as_int))
+        return codec.value_text(content)
+    return _simple(value, binding.parameter is not None and binding.parameter.explode, codec)
 
 
-# -- path ----------------------------------------------------------------------------------------------
+# -- path ------------------------------------------------------------------------------------------
 
 
 def _path(template: str, bindings: Iterable[ArgumentBinding], values: Mapping[str, Any]) -> str:
-    """The template with every `{name}` expanded; each expanded segment checked for `""`, `.` and `..`."""
+    """The template with every `{name}` expanded, each segment holding a parameter checked."""
     by_name = {binding.wire_name: binding for binding in bindings if binding.target == "path"}
     segments = []
     for segment in template.lstrip("/").split("/"):
-        expanded = []
-        start = 0
-        for match in _PLACEHOLDER.finditer(segment):
-            expanded.append(_quote(segment[start : match.start()], _PATH_LITERAL_SAFE))
-            expanded.append(_path_parameter(match.group(1), by_name.get(match.group(1)), values))
-            start = match.end()
-        expanded.append(_quote(segment[start:], _PATH_LITERAL_SAFE))
-        text = "".join(expanded)
-        if len(expanded) > 1:
-            _check_segments(text, by_name, segment)
+        names = _PLACEHOLDER.findall(segment)
+        pieces = _PLACEHOLDER.split(segment)  # literal, name, literal, name, ..., literal
+        text = "".join(
+            _path_parameter(piece, by_name.get(piece), values) if i % 2 else _quote(piece, _PATH_LITERAL_SAFE)
+            for i, piece in enumerate(pieces)
+        )
+        if names and any(part in ("", ".", "..") for part in text.split("/")):
+            shown = "an empty" if "" in text.split("/") else "a '.' or '..'"
+            raise ArgumentError(
+                pointer.join("", by_name[names[0]].argument), f"would make {shown} segment in the URL path"
+            )
         segments.append(text)
     return "/" + "/".join(segments)
 
@@ -367,45 +378,156 @@ def _path_parameter(name: str, binding: ArgumentBinding | None, values: Mapping[
     if binding.argument not in values:
         raise ArgumentError(pointer.join("", binding.argument), f"the path parameter {{{name}}} is required")
     value = values[binding.argument]
+    codec = _codec(binding)
+    parameter = binding.parameter
     with _located(binding.argument):
-        safe = "/" if binding.allow_slash else ""  # allowReserved is query-only: never honoured here
-        parameter = binding.parameter
-        as_int = parameter is not None and _is_integer(parameter.schema)
-        encode = _encoder(lambda text: _quote(text, safe), as_int)
-        content = None if parameter is None else _content_text(parameter, value)
+        content = _content_text(parameter, value)
         if content is not None:
-            return encode(content)
+            return codec.value_text(content)
         if parameter is None:
-            return _simple(value, False, encode)
-        return _path_value(name, value, parameter.style, parameter.explode, encode)
+            return _simple(value, False, codec)
+        return _path_value(name, value, parameter.style, parameter.explode, codec)
 
 
-def _check_segments(text: str, by_name: Mapping[str, ArgumentBinding], segment: str) -> None:
-    for part in text.split("/"):
-        if part in ("", ".", ".."):
-            names = _PLACEHOLDER.findall(segment)
-            argument = by_name[names[0]].argument
-            shown = "an empty segment" if not part else f"a {part!r} segment"
-            raise ArgumentError(pointer.join("", argument), f"would make {shown} in the URL path, which is not allowed")
+# -- body ------------------------------------------------------------------------------------------
 
-
-# -- body ----------------------------------------------------------------------------------------------
+_Locate = Callable[..., AbstractContextManager[None]]
+"""`locate()` (the whole body) or `locate(property)`: a `_located` context for errors about it."""
 
 
 def _body(plan: BodyPlan, bindings: Iterable[ArgumentBinding], values: Mapping[str, Any]) -> tuple[bytes, str] | None:
-    """The encoded body and its Content-Type, or None when no body is to be sent."""
+    """The encoded body and its Content-Type, or None when no body is sent."""
     if plan.flattened:
-        fields = [(b.wire_name, values[b.argument], (b.argument,)) for b in bindings if b.target == "body-property"]
-        fields = [field for field in fields if field[1] is not None and field[0] is not None]
-        fields = [(name, value, where) for name, value, where in fields if where[0] in values]
-        if not fields and not plan.required:
+        given = {b.wire_name: b.argument for b in bindings if b.target == "body-property" and b.argument in values}
+        if not given and not plan.required:
             return None
-        return _encode_body(plan, {name: value for name, value, _ in fields}, dict(fields_where(fields)))
+        body = {name: values[argument] for name, argument in given.items()}
+        return _encode_body(plan, body, lambda *names: _located(*(given[name] for name in names)))
     binding = next((b for b in bindings if b.target == "body"), None)
     if binding is None or binding.argument not in values:
         if plan.required:
-            where = pointer.join("", binding.argument) if binding is not None else "/"
-            raise ArgumentError(where, "the request body is required")
+            raise ArgumentError(pointer.join("", binding.argument) if binding else "/", "the request body is required")
         return None
-    value = values[binding.argument]
-    return _encode_body(plan, value, _nested_where(binding.argument, value))
+    argument = binding.argument
+    return _encode_body(plan, values[argument], lambda *names: _located(argument, *names))
+
+
+def _encode_body(plan: BodyPlan, value: Any, locate: _Locate) -> tuple[bytes, str]:
+    media = plan.media_type
+    declared = media.content_type
+    content_type = declared if declared and "*" not in declared else _DEFAULT_TYPES[plan.kind]
+    with locate():
+        if plan.kind == "json":
+            return _utf8(_json(value)), content_type
+        if plan.kind in ("text", "binary"):
+            return _utf8(_text(value)), content_type
+        if not isinstance(value, Mapping):
+            raise _Refused(f"a {plan.kind} body must be an object")
+    fields = [(name, item) for name, item in value.items() if item is not None]
+    if plan.kind == "form":
+        pairs = []
+        for name, item in fields:
+            with locate(name):
+                pairs += _form_field(name, item, media.encoding.get(name), _property_schema(media.schema, name))
+        return "&".join(pairs).encode("ascii"), content_type
+    parts = []
+    for name, item in fields:
+        with locate(name):
+            parts += _parts(name, item, media.encoding.get(name), _property_schema(media.schema, name))
+    base = content_type.split(";", 1)[0].strip()
+    return _multipart(parts, base if base.lower().startswith("multipart/") else "multipart/form-data")
+
+
+def _property_schema(schema: Schema | None, name: str) -> Schema | None:
+    """The schema of a top-level body property, looking into allOf/anyOf/oneOf (inline schemas only)."""
+    if not isinstance(schema, Mapping):
+        return None
+    properties = schema.get("properties")
+    if isinstance(properties, Mapping) and isinstance(properties.get(name), Mapping):
+        return properties[name]
+    for keyword in ("allOf", "anyOf", "oneOf"):
+        for branch in schema.get(keyword) or ():
+            if (found := _property_schema(branch, name)) is not None:
+                return found
+    return None
+
+
+def _form_field(name: str, value: Any, encoding: Encoding | None, schema: Schema | None) -> list[str]:
+    encoding = encoding or Encoding()
+    as_json = encoding.content_type is not None and _is_json_type(encoding.content_type)
+    if encoding.style is None and (as_json or isinstance(value, Mapping)):
+        value = _json(value)
+    style = encoding.style or "form"
+    explode = encoding.explode if encoding.explode is not None else style == "form"
+    codec = _Codec(_quote_reserved if encoding.allow_reserved else _quote, as_int=_is_integer(schema))
+    return _style_pairs(name, value, style, explode, codec)
+
+
+# -- multipart -------------------------------------------------------------------------------------
+
+_Part = tuple[list[tuple[str, str]], bytes]
+
+
+def _parts(name: str, value: Any, encoding: Encoding | None, schema: Schema | None) -> list[_Part]:
+    """The parts of one property: one per array item, else one."""
+    is_array = isinstance(value, list | tuple)
+    if is_array and isinstance(schema, Mapping):
+        schema = schema.get("items")
+    declared = _part_type(encoding.content_type if encoding else None)
+    file = _is_file(schema, declared)
+    disposition = f'form-data; name="{_disposition_text(name)}"'
+    parts = []
+    for item in value if is_array else [value]:
+        if item is None:
+            continue
+        if file:
+            headers = [
+                ("Content-Disposition", f'{disposition}; filename="{_disposition_text(name)}"'),
+                ("Content-Type", declared or "application/octet-stream"),
+            ]
+            parts.append((headers, _utf8(_text(item))))
+        elif isinstance(item, Mapping | list | tuple):
+            json_type = declared if declared and _is_json_type(declared) else "application/json"
+            parts.append(([("Content-Disposition", disposition), ("Content-Type", json_type)], _utf8(_json(item))))
+        else:
+            headers = [("Content-Disposition", disposition), *([("Content-Type", declared)] if declared else [])]
+            parts.append((headers, _utf8(_text(item, _is_integer(schema)))))
+    return parts
+
+
+def _part_type(declared: str | None) -> str | None:
+    """The first of an encoding's comma-separated content types; wildcards become octet-stream."""
+    if not declared:
+        return None
+    first = declared.split(",", 1)[0].strip()
+    return "application/octet-stream" if "*" in first else first
+
+
+def _is_file(schema: Schema | None, declared: str | None) -> bool:
+    if declared is not None and not _is_json_type(declared) and not declared.lower().startswith("text/"):
+        return True
+    if not isinstance(schema, Mapping):
+        return False
+    return (
+        schema.get("format") in _FILE_FORMATS
+        or schema.get("type") == "file"
+        or "contentMediaType" in schema
+        or "contentEncoding" in schema
+    )
+
+
+def _disposition_text(text: str) -> str:
+    """A quoted-string parameter of Content-Disposition, escaped as browsers do (WHATWG HTML)."""
+    return text.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _multipart(parts: list[_Part], media_type: str) -> tuple[bytes, str]:
+    boundary = secrets.token_hex(16)
+    while any(boundary.encode() in data for _, data in parts):  # 128 random bits: practically never loops
+        boundary = secrets.token_hex(16)
+    chunks = []
+    for headers, data in parts:
+        head = "".join(f"{key}: {text}\r\n" for key, text in headers)
+        chunks.append(f"--{boundary}\r\n{head}\r\n".encode() + data + b"\r\n")
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return b"".join(chunks), f"{media_type}; boundary={boundary}"

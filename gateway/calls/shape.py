@@ -126,7 +126,7 @@ def shape_json(tool: ToolSpec, value: Any, note: str, legacy: bool) -> types.Cal
     if plan.summary is not None:
         text = plan.summary(value) + "\n" + text
     structured = value
-    if legacy and not isinstance(value, dict):
+    if legacy and (plan.wrap or not isinstance(value, dict)):
         structured = {"result": value}
     elif value is None:
         structured = None if plan.output_schema is None else value

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from gateway.calls.validate import compile_validator
@@ -224,12 +225,15 @@ class ToolGenerator:
         if media is None:
             return None
         kind = body_kind(media.content_type)
+        if kind == "multipart":
+            media = replace(media, schema=self._shallow(media.schema))  # the builder reads part schemas directly
         schema = self._object_schema(media.schema) if kind in ("json", "form", "multipart") else None
         props = schema.get("properties") if schema else None
         if isinstance(props, Mapping) and props:
             wanted = {names.argument_name(p) for p in props}
             if not wanted & seen and len(wanted) == len(props):
-                inner_required = set(schema.get("required") or []) if isinstance(schema.get("required"), list) else set()
+                listed = schema.get("required")
+                inner_required = set(listed) if isinstance(listed, list) else set()
                 if body.required or not inner_required:
                     for prop, prop_schema in props.items():
                         if isinstance(prop_schema, Mapping) and self._read_only(prop_schema):
@@ -255,6 +259,14 @@ class ToolGenerator:
             depth += 1
         return schema
 
+    def _shallow(self, schema: Any) -> Any:
+        """`schema` with its top-level ref and its properties' refs followed (for multipart file detection)."""
+        resolved = self._resolve(schema)
+        if not isinstance(resolved, Mapping) or not isinstance(resolved.get("properties"), Mapping):
+            return resolved
+        props = {k: self._resolve(v) or {} for k, v in resolved["properties"].items()}
+        return {**resolved, "properties": props}
+
     def _object_schema(self, schema: Any) -> Mapping[str, Any] | None:
         """The body schema when it is a plain object with properties (refs followed), else None."""
         schema = self._resolve(schema)
@@ -274,17 +286,10 @@ class ToolGenerator:
     def _response(self, operation: Operation, settings: Any) -> ResponsePlan:
         response = settings.response
         select = response.select if response else None
-        output = None
-        if select is None:
-            defs: dict[str, Any] = {}
-            output = self.converter.output_schema(success_response_schema(operation), defs)
-            if output is not None:
-                output = dict(output)
-                if isinstance(output.get("type"), list) and "object" in output["type"] and \
-                        set(output["type"]) <= {"object", "null"}:
-                    output["type"] = "object"  # a root object is promised as an object; null answers are errors
-                if defs:
-                    output["$defs"] = defs
+        # A mapping `select` reshapes the answer, so the spec's response schema no longer describes it.
+        output = None if select is not None else self.converter.output_schema(success_response_schema(operation))
+        if output is not None and "type" not in output and _all_objects(output.get("allOf")):
+            output = {"type": "object", **output}  # allOf of objects: promise an object, so no wrapping is needed
         return ResponsePlan(
             output_schema=output,
             wrap=output is not None and output.get("type") != "object",
@@ -294,6 +299,14 @@ class ToolGenerator:
             max_bytes=settings.max_response_bytes,
             check=compile_validator(output) if output is not None else None,
         )
+
+
+def _all_objects(parts: Any) -> bool:
+    def is_object(part: Any) -> bool:
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        return kind == "object" or (isinstance(kind, list) and set(kind) <= {"object", "null"} and "object" in kind)
+
+    return isinstance(parts, list) and bool(parts) and all(is_object(p) for p in parts)
 
 
 def legacy_output_schema(tool: ToolSpec) -> dict[str, Any] | None:

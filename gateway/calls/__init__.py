@@ -1,0 +1,1 @@
+"""Per-call stages: validate -> authorize -> forward -> shape."""

@@ -1,0 +1,258 @@
+"""Read a mapping file into a `ToolMapping`, reporting every problem at file:line.
+
+Checks that need no spec happen here: the JSON Schema (unknown keys, types, patterns), JMESPath syntax
+and function names in `response.select` / `response.summary`, contradictory parameter settings and
+duplicate tool names. Checks against the spec (does this operation or parameter exist?) happen when the
+mapping is applied, in `select.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import jmespath
+from jmespath import exceptions as jmespath_errors
+from jmespath.functions import Functions
+from jmespath.parser import ParsedResult
+
+from gateway.errors import Diagnostic
+from gateway.mapping.model import (
+    DEFAULT_MAPPING_SOURCE,
+    Defaults,
+    ParameterSettings,
+    ResponseSettings,
+    Selection,
+    SelectRule,
+    ServerInfo,
+    SummaryTemplate,
+    ToolEntry,
+    ToolMapping,
+)
+from gateway.yamlfile import FieldPath, Locator, config_error, did_you_mean, format_field, load_yaml, validate
+
+_FUNCTIONS: Mapping[str, Any] = Functions().FUNCTION_TABLE
+_QUOTES = "'\"`"
+
+
+def load_mapping(path: str | Path) -> ToolMapping:
+    """Load and check a mapping file; raises `ConfigError` listing every problem found."""
+    data, locate = load_yaml(path)
+    validate(data, locate, "mapping")
+    problems: list[Diagnostic] = []
+    mapping = _Reader(locate, problems).mapping(data)
+    if problems:
+        raise config_error(problems)
+    return mapping
+
+
+def default_mapping() -> ToolMapping:
+    """The mapping used without a mapping file: every non-deprecated operation, default settings."""
+    return ToolMapping(source=DEFAULT_MAPPING_SOURCE)
+
+
+class _Reader:
+    """Builds the model from schema-valid data, collecting the problems the schema cannot express."""
+
+    def __init__(self, locate: Locator, problems: list[Diagnostic]) -> None:
+        self.locate = locate
+        self.problems = problems
+
+    def mapping(self, data: Mapping[str, Any]) -> ToolMapping:
+        select = data.get("select", {})
+        tools = tuple(self.tool(key, entry) for key, entry in data.get("tools", {}).items())
+        self.check_unique_names(tools)
+        return ToolMapping(
+            source=self.locate.file,
+            version=data["version"],
+            server=ServerInfo(**data.get("server", {})),  # keys are field names, checked by the schema
+            defaults=Defaults(**data.get("defaults", {})),
+            select=Selection(
+                include=self.rules(select["include"], "include") if "include" in select else None,
+                exclude=self.rules(select.get("exclude", []), "exclude"),
+            ),
+            tools=tools,
+        )
+
+    def rules(self, rules: list[Mapping[str, str]], kind: str) -> tuple[SelectRule, ...]:
+        return tuple(
+            SelectRule(
+                where=self.locate(("select", kind, index)),
+                operation_id=rule.get("operationId"),
+                tag=rule.get("tag"),
+                method=rule["method"].lower() if "method" in rule else None,
+                path=rule.get("path"),
+            )
+            for index, rule in enumerate(rules)
+        )
+
+    def tool(self, key: str, entry: Mapping[str, Any]) -> ToolEntry:
+        path: FieldPath = ("tools", key)
+        return ToolEntry(
+            key=key,
+            where=self.locate(path),
+            name=entry.get("name"),
+            title=entry.get("title"),
+            description=entry.get("description"),
+            annotations=dict(entry.get("annotations", {})),
+            timeout=entry.get("timeout"),
+            max_response_bytes=entry.get("max_response_bytes"),
+            parameters={
+                name: self.parameter((*path, "parameters", name), settings)
+                for name, settings in entry.get("parameters", {}).items()
+            },
+            response=self.response((*path, "response"), entry.get("response", {})),
+        )
+
+    def parameter(self, path: FieldPath, settings: Mapping[str, Any]) -> ParameterSettings:
+        if "fixed" in settings and "default" in settings:
+            self.problem((*path, "default"), "give either `fixed` (always sent) or `default` (used when the model "
+                         "gives no value), not both")
+        if "fixed" in settings and settings.get("hidden") is False:
+            self.problem((*path, "hidden"), "a fixed parameter is never shown to the model; remove `hidden: false`")
+        return ParameterSettings(
+            fixed=settings.get("fixed"),
+            has_fixed="fixed" in settings,
+            default=settings.get("default"),
+            has_default="default" in settings,
+            hidden=settings.get("hidden", False) or "fixed" in settings,
+            description=settings.get("description"),
+            allow_slash=settings.get("allow_slash", False),
+            where=self.locate(path),
+        )
+
+    def response(self, path: FieldPath, settings: Mapping[str, Any]) -> ResponseSettings:
+        select = summary = None
+        if "select" in settings:
+            try:
+                select = compile_expression(settings["select"])
+            except ValueError as exc:
+                self.problem((*path, "select"), str(exc))
+        if "summary" in settings:
+            try:
+                summary = compile_summary(settings["summary"])
+            except ValueError as exc:
+                self.problem((*path, "summary"), str(exc))
+        return ResponseSettings(select=select, max_items=settings.get("max_items"), summary=summary)
+
+    def check_unique_names(self, tools: tuple[ToolEntry, ...]) -> None:
+        first_use: dict[str, ToolEntry] = {}
+        for entry in tools:
+            if entry.name is None:
+                continue
+            earlier = first_use.setdefault(entry.name, entry)
+            if earlier is not entry:
+                self.problem(("tools", entry.key, "name"), f"tool name {entry.name!r} is already used by "
+                             f"{format_field(('tools', earlier.key))} at {self.locate(('tools', earlier.key, 'name'))}")
+
+    def problem(self, path: FieldPath, text: str) -> None:
+        self.problems.append(self.locate.problem(path, text))
+
+
+def compile_expression(text: str) -> ParsedResult:
+    """Compile a JMESPath expression, rejecting unknown functions and wrong argument counts too.
+
+    Raises ValueError with a plain-words message; jmespath itself only finds those at call time.
+    """
+    try:
+        compiled = jmespath.compile(text)
+    except jmespath_errors.JMESPathError as exc:
+        raise ValueError(f"invalid JMESPath expression {text!r}: {_syntax_problem(exc)}") from None
+    for name, arguments in _function_calls(compiled.parsed):
+        problem = _call_problem(name, arguments)
+        if problem:
+            raise ValueError(f"invalid JMESPath expression {text!r}: {problem}")
+    return compiled
+
+
+def _syntax_problem(exc: jmespath_errors.JMESPathError) -> str:
+    if isinstance(exc, jmespath_errors.IncompleteExpressionError):
+        return "it ends too early"
+    if isinstance(exc, jmespath_errors.LexerError):
+        return f"{exc.message} at column {exc.lexer_position + 1}"
+    if isinstance(exc, jmespath_errors.ParseError):
+        return f"unexpected {exc.token_value!r} at column {exc.lex_position + 1}"
+    if isinstance(exc, jmespath_errors.EmptyExpressionError):
+        return "it is empty"
+    return str(exc)
+
+
+def _function_calls(node: Mapping[str, Any]) -> Iterator[tuple[str, int]]:
+    if node.get("type") == "function_expression":
+        yield node["value"], len(node["children"])
+    for child in node.get("children", ()):
+        if isinstance(child, Mapping):
+            yield from _function_calls(child)
+
+
+def _call_problem(name: str, arguments: int) -> str | None:
+    if name not in _FUNCTIONS:
+        return f"unknown function {name}(){did_you_mean(name, _FUNCTIONS)}"
+    signature = _FUNCTIONS[name]["signature"]
+    variadic = any(argument.get("variadic") for argument in signature)
+    if arguments == len(signature) or (variadic and arguments >= len(signature)):
+        return None
+    expected = f"at least {len(signature)}" if variadic else str(len(signature))
+    return f"{name}() takes {expected} argument{'s' if len(signature) != 1 else ''}, not {arguments}"
+
+
+def compile_summary(text: str) -> SummaryTemplate:
+    """Split a summary template into literal text and compiled expressions.
+
+    `{expression}` is JMESPath over the shaped result; `{{` and `}}` are literal braces. Braces inside
+    an expression (a multi-select hash) and inside its quoted strings are matched, so
+    `{items[].{n: name}}` works; an expression that itself starts with `{` needs a space: `{ {a: b} }`.
+    Raises ValueError naming the column of the problem.
+    """
+    parts: list[str | ParsedResult] = []
+    literal = ""
+    index = 0
+    while index < len(text):
+        if text.startswith(("{{", "}}"), index):
+            literal += text[index]
+            index += 2
+        elif text[index] == "{":
+            end = _closing_brace(text, index)
+            expression = text[index + 1 : end]
+            if not expression.strip():
+                raise ValueError(f"empty {{}} at column {index + 1}; write {{{{ and }}}} for literal braces")
+            if literal:
+                parts.append(literal)
+                literal = ""
+            parts.append(compile_expression(expression.strip()))
+            index = end + 1
+        elif text[index] == "}":
+            raise ValueError(f"unmatched '}}' at column {index + 1}; write '}}}}' for a literal brace")
+        else:
+            literal += text[index]
+            index += 1
+    if literal:
+        parts.append(literal)
+    return SummaryTemplate(source=text, parts=tuple(parts))
+
+
+def _closing_brace(text: str, start: int) -> int:
+    """Index of the `}` closing the `{` at `start`, skipping JMESPath string and literal quotes."""
+    depth = 0
+    index = start
+    while index < len(text):
+        char = text[index]
+        if char in _QUOTES:
+            index = _closing_quote(text, index)
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return index
+        index += 1
+    raise ValueError(f"the '{{' at column {start + 1} is never closed; write '{{{{' for a literal brace")
+
+
+def _closing_quote(text: str, start: int) -> int:
+    quote = text[start]
+    index = start + 1
+    while index < len(text) and text[index] != quote:
+        index += 2 if text[index] == "\\" else 1
+    return index
