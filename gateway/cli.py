@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 from gateway.config import GatewayConfig, config_from_args, load_config
 from gateway.errors import GatewayError
@@ -25,9 +26,14 @@ def _add_source(parser: argparse.ArgumentParser, *, upstream: bool = False) -> N
 
 def _config(args: argparse.Namespace) -> GatewayConfig:
     if args.config:
-        if args.spec or args.mapping:
-            raise SystemExit("gateway: give either --config or --spec/--mapping, not both")
-        return load_config(args.config)
+        if args.spec or args.mapping or getattr(args, "upstream", None):
+            raise SystemExit("gateway: give either --config or --spec/--mapping/--upstream, not both")
+        config = load_config(args.config)
+        host, port = getattr(args, "host", None), getattr(args, "port", None)
+        if host or port:
+            server = replace(config.server, host=host or config.server.host, port=port or config.server.port)
+            config = replace(config, server=server)
+        return config
     if not args.spec:
         raise SystemExit("gateway: --spec (or --config) is required")
     return config_from_args(

@@ -14,7 +14,7 @@ import httpx2
 from gateway.calls.forward import Backend, Timeouts
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.errors import ConfigError, Diagnostic
-from gateway.mapping import default_mapping, load_mapping, select_operations
+from gateway.mapping import ToolMapping, default_mapping, load_mapping, select_operations
 from gateway.spec import ApiModel, load_spec
 from gateway.tools.generate import ToolGenerator
 from gateway.tools.model import ToolSpec
@@ -24,6 +24,7 @@ from gateway.tools.model import ToolSpec
 class LoadedBackend:
     config: BackendConfig
     api: ApiModel
+    mapping: ToolMapping
     tools: tuple[ToolSpec, ...]
     warnings: tuple[Diagnostic, ...]
 
@@ -40,6 +41,23 @@ class Gateway:
     def warnings(self) -> tuple[Diagnostic, ...]:
         return tuple(w for b in self.backends for w in b.warnings)
 
+    @property
+    def name(self) -> str:
+        """The MCP server name: the config's, else the single mapping's, else the single API's title."""
+        if self.config.server.name:
+            return self.config.server.name
+        if len(self.backends) == 1:
+            only = self.backends[0]
+            return only.mapping.server.name or only.api.title or "gateway"
+        return "gateway"
+
+    @property
+    def instructions(self) -> str | None:
+        if self.config.server.instructions:
+            return self.config.server.instructions
+        parts = [b.mapping.server.instructions for b in self.backends if b.mapping.server.instructions]
+        return "\n\n".join(parts) or None
+
 
 def load_backend(config: BackendConfig, taken: set[str]) -> LoadedBackend:
     api = load_spec(config.spec)
@@ -47,7 +65,7 @@ def load_backend(config: BackendConfig, taken: set[str]) -> LoadedBackend:
     selected, diagnostics = select_operations(api, mapping)
     generator = ToolGenerator(api, backend=config.name, prefix=config.tool_prefix)
     tools = generator.generate(selected, taken)
-    return LoadedBackend(config, api, tuple(tools), (*api.warnings, *diagnostics))
+    return LoadedBackend(config, api, mapping, tuple(tools), (*api.warnings, *diagnostics, *generator.warnings))
 
 
 def load_gateway(config: GatewayConfig) -> Gateway:

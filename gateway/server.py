@@ -83,11 +83,10 @@ def create_mcp_server(gw: Gateway, backends: Mapping[str, Backend]) -> Server[An
         tool = tools.get(name)
         return tool.input_schema if tool else None
 
-    first = gw.backends[0].api if gw.backends else None
     return Server(
-        gw.config.server.name or (first.title if first else "gateway"),
+        gw.name,
         version=gateway.__version__,
-        instructions=gw.config.server.instructions or None,
+        instructions=gw.instructions,
         get_tool_input_schema=input_schema,
         on_list_tools=on_list_tools,
         on_call_tool=on_call_tool,

@@ -159,6 +159,8 @@ def shape(tool: ToolSpec, response: UpstreamResponse, *, legacy: bool) -> types.
         except ValueError as exc:
             return error_result(f"The backend answered {response.status} with invalid JSON ({exc}); "
                                 f"its answer began: {_clip(content[:300].decode('utf-8', 'replace'), 300)}")
+        if value is None and tool.response.output_schema is not None:
+            value = _empty_value(tool.response.output_schema)  # JSON null: no data, like an empty body
         return shape_json(tool, value, note, legacy)
     if tool.response.output_schema is not None:
         return error_result(f"The backend answered {response.status} with {media_type or 'an unknown type'} "

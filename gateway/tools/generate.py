@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from gateway.calls.validate import compile_validator
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, Diagnostic
 from gateway.mapping import SelectedOperation
 from gateway.spec import pointer
 from gateway.spec.model import ApiModel, MediaType, Operation, Parameter, RequestBody
@@ -125,6 +125,7 @@ class ToolGenerator:
         self.backend = backend
         self.prefix = prefix
         self.converter = SchemaConverter(api.document, api.dialect)
+        self.warnings: list[Diagnostic] = []
 
     def generate(self, selected: list[SelectedOperation], taken: set[str] | None = None) -> list[ToolSpec]:
         raw = [self.prefix + (s.settings.name or names.operation_name(s.operation)) for s in selected]
@@ -172,8 +173,9 @@ class ToolGenerator:
             if is_required:
                 required.append(argument)
 
+        path, fixed_query = split_qualifier(operation.path)
         params = sorted(
-            (p for p in operation.parameters
+            (p for p in self._parameters(operation, path, fixed_query)
              if not (p.location == "header" and p.name.lower() in OWNED_HEADERS)),
             key=lambda p: LOCATION_ORDER[p.location],
         )
@@ -184,6 +186,8 @@ class ToolGenerator:
                 argument = names.argument_name(f"{param.location}_{param.name}")
             seen_names.add(argument)
             schema = self.converter.input_schema(param.schema, defs)
+            if param.location == "path" and schema.get("type") == "string" and "minLength" not in schema:
+                schema = {**schema, "minLength": 1}  # an empty value would collapse the path
             if param.description and "description" not in schema:
                 schema = {**schema, "description": param.description}
             required_param = param.required or param.location == "path"
@@ -199,7 +203,6 @@ class ToolGenerator:
         if defs:
             input_schema["$defs"] = defs
         method = operation.method.upper()
-        path, fixed_query = split_qualifier(operation.path)
         accept = "" if any(p.location == "header" and p.name.lower() == "accept" for p in params) \
             else accept_header(operation)
         request = RequestPlan(method, path, tuple(bindings), body_plan, fixed_query, constants, defaults, accept)
@@ -219,6 +222,22 @@ class ToolGenerator:
             timeout=settings.timeout,
             validate=compile_validator(input_schema),
         )
+
+    def _parameters(self, operation: Operation, path: str, fixed_query: tuple[tuple[str, str], ...]
+                    ) -> list[Parameter]:
+        """The operation's parameters, minus those its path qualifier fixes (`?op=OPEN` sends op itself),
+        plus a string parameter for every `{name}` in the path template the spec forgot to declare."""
+        fixed = {name for name, _ in fixed_query}
+        params = [p for p in operation.parameters if not (p.location == "query" and p.name in fixed)]
+        declared = {p.name for p in params if p.location == "path"}
+        for name in dict.fromkeys(re.findall(r"{([^{}]+)}", path)):
+            if name not in declared:
+                self.warnings.append(Diagnostic(
+                    f"{self.api.source}{operation.pointer}",
+                    f"path parameter {{{name}}} is not declared; it becomes a required string argument"))
+                params.append(Parameter(name, "path", {"type": "string"}, required=True, style="simple",
+                                        explode=False))
+        return params
 
     def _body(self, body: RequestBody, defs: dict[str, Any], seen: set[str], add: Any) -> BodyPlan | None:
         media = choose_media_type(body)
@@ -245,6 +264,9 @@ class ToolGenerator:
         converted = self.converter.input_schema(media.schema, defs) if media.schema is not None else {}
         if kind in ("text", "binary") and not converted.get("type"):
             converted = {"type": "string", **converted}
+        elif "type" not in converted and _object_part(converted) and (
+                "properties" in converted or "allOf" in converted):
+            converted = {"type": "object", **converted}  # Azure-style bodies leave out `type: object`
         if body.description and "description" not in converted:
             converted = {**converted, "description": body.description}
         add("request_body" if "body" in seen else "body", "body", "body", converted, body.required)
@@ -288,8 +310,10 @@ class ToolGenerator:
         select = response.select if response else None
         # A mapping `select` reshapes the answer, so the spec's response schema no longer describes it.
         output = None if select is not None else self.converter.output_schema(success_response_schema(operation))
-        if output is not None and "type" not in output and _all_objects(output.get("allOf")):
-            output = {"type": "object", **output}  # allOf of objects: promise an object, so no wrapping is needed
+        if output is not None and "type" not in output and (
+                isinstance(output.get("properties"), Mapping)
+                or (output.get("allOf") and all(_object_part(p) for p in output["allOf"]))):
+            output = {"type": "object", **output}  # an object in all but name: promise it, so no wrapping is needed
         return ResponsePlan(
             output_schema=output,
             wrap=output is not None and output.get("type") != "object",
@@ -301,12 +325,17 @@ class ToolGenerator:
         )
 
 
-def _all_objects(parts: Any) -> bool:
-    def is_object(part: Any) -> bool:
-        kind = part.get("type") if isinstance(part, Mapping) else None
-        return kind == "object" or (isinstance(kind, list) and set(kind) <= {"object", "null"} and "object" in kind)
-
-    return isinstance(parts, list) and bool(parts) and all(is_object(p) for p in parts)
+def _object_part(schema: Any) -> bool:
+    """An allOf part that only ever adds object constraints (typed object, possibly nullable, or untyped)."""
+    if not isinstance(schema, Mapping):
+        return False
+    kind = schema.get("type")
+    if kind is None:
+        if isinstance(schema.get("allOf"), list):
+            return all(_object_part(p) for p in schema["allOf"])
+        return not {"anyOf", "oneOf", "enum", "const", "items"} & schema.keys()
+    kinds = set(kind) if isinstance(kind, list) else {kind}
+    return "object" in kinds and kinds <= {"object", "null"}
 
 
 def legacy_output_schema(tool: ToolSpec) -> dict[str, Any] | None:

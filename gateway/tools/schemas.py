@@ -293,8 +293,9 @@ class _InputConverter:
         if not raw:
             return {}
         tally.reached(level)
-        out = _annotations(raw)
         types = _types(raw.get("type"))
+        raw = _enum_on_items(raw, types)
+        out = _annotations(raw)
         if types:
             out["type"] = _type_value(types)
         fmt = raw.get("format")
@@ -306,6 +307,7 @@ class _InputConverter:
         if isinstance(pattern, str) and self._pattern_ok(pattern):
             out["pattern"] = pattern
         _bounds(raw, out)
+        _integer_range(out)
         _values(raw, out, types)
         for key in ("contentMediaType", "contentEncoding"):
             if isinstance(raw.get(key), str):
@@ -641,6 +643,33 @@ def _bounds(raw: Mapping[str, Any], out: dict[str, Any]) -> None:
         count = _number(raw.get(key))
         if isinstance(count, int) and count >= 0:
             out[key] = count
+
+
+_INTEGER_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+
+
+def _integer_range(out: dict[str, Any]) -> None:
+    """`format: int32`/`int64` as explicit bounds: validators treat formats as annotations, backends do not."""
+    low_high = _INTEGER_RANGES.get(out.get("format", ""))
+    kinds = out.get("type") if isinstance(out.get("type"), list) else [out.get("type")]
+    if low_high is None or not {"integer", "number"} & set(kinds):
+        return
+    if "minimum" not in out and "exclusiveMinimum" not in out:
+        out["minimum"] = low_high[0]
+    if "maximum" not in out and "exclusiveMaximum" not in out:
+        out["maximum"] = low_high[1]
+
+
+def _enum_on_items(raw: Mapping[str, Any], types: list[str] | None) -> Mapping[str, Any]:
+    """An `enum` of scalars written on an array (a common slip) constrains its items instead."""
+    enum = raw.get("enum")
+    if types != ["array"] or not isinstance(enum, list) or not enum or any(isinstance(v, list | dict) for v in enum):
+        return raw
+    items = raw.get("items")
+    moved = {k: v for k, v in raw.items() if k != "enum"}
+    if isinstance(items, Mapping) and "enum" not in items and "$ref" not in items:
+        moved["items"] = {**items, "enum": enum}
+    return moved
 
 
 def _values(raw: Mapping[str, Any], out: dict[str, Any], types: list[str] | None) -> None:
