@@ -81,6 +81,10 @@ def cmd_tools(args: argparse.Namespace) -> int:
 def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s",
                         stream=sys.stderr)
+    # The gateway logs one line per call itself; the HTTP client's and the SDK's per-request lines would
+    # double it (and the client's would carry upstream URLs, query strings included).
+    for noisy in ("httpx2", "httpcore2", "mcp.server.streamable_http", "mcp.server.streamable_http_manager"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 async def _serve_http(config: GatewayConfig) -> None:

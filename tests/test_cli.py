@@ -1,0 +1,88 @@
+"""The `gateway` command as a user runs it: init, check, tools, serve --stdio; and the call log line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mcp import Client, StdioServerParameters
+
+from adapters.petstore import MAPPING, SPEC
+from gateway.cli import main
+from tests.gateway_harness import connect, running_gateway, text_of
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_init_writes_a_mapping_that_checks(tmp_path: Path):
+    init = run("init", "--spec", str(SPEC))
+    assert init.returncode == 0, init.stderr
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(init.stdout)
+    check = run("check", "--spec", str(SPEC), "--mapping", str(mapping))
+    assert check.returncode == 0, check.stderr
+    assert "8 tools" in check.stdout  # every operation but the deprecated one
+
+
+def test_check_reports_a_missing_operation_at_its_line(tmp_path: Path):
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("version: 1\ntools:\n  listPets: {}\n  listPest:\n    name: typo\n")
+    check = run("check", "--spec", str(SPEC), "--mapping", str(mapping))
+    assert check.returncode == 2
+    assert f"{mapping}:4" in check.stderr and "listPest" in check.stderr and "listPets" in check.stderr
+
+
+def test_check_reports_a_malformed_spec(tmp_path: Path):
+    spec = tmp_path / "broken.yaml"
+    spec.write_text("openapi: 3.0.0\ninfo: {title: x, version: '1'}\npaths:\n  /a: [unclosed\n")
+    check = run("check", "--spec", str(spec))
+    assert check.returncode == 2
+    assert re.search(r"broken.yaml:\d+: invalid YAML", check.stderr), check.stderr
+    assert "Traceback" not in check.stderr
+
+
+@pytest.mark.anyio
+async def test_tools_json_is_exactly_what_tools_list_serves(petstore_backend, capsys):
+    assert main(["tools", "--json", "--spec", str(SPEC), "--mapping", str(MAPPING)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    with running_gateway(str(SPEC), f"{petstore_backend.url}/api", str(MAPPING)) as (_, url):
+        async with connect(url) as client:
+            listed = (await client.list_tools()).tools
+    served = [t.model_dump(by_alias=True, mode="json", exclude_none=True) for t in listed]
+    assert printed == served
+
+
+@pytest.mark.anyio
+async def test_stdio_serves_one_client(petstore_backend):
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "gateway", "serve", "--stdio", "--spec", str(SPEC), "--mapping", str(MAPPING),
+              "--upstream", f"{petstore_backend.url}/api"],
+    )
+    async with Client(params) as client:
+        tools = (await client.list_tools()).tools
+        result = await client.call_tool("get_inventory", {})
+    assert len(tools) == 8
+    assert not result.is_error and set(result.structured_content) == {"available", "pending", "sold"}
+
+
+@pytest.mark.anyio
+async def test_one_structured_log_line_per_call(petstore_backend, caplog):
+    caplog.set_level(logging.INFO, logger="gateway.calls")
+    with running_gateway(str(SPEC), f"{petstore_backend.url}/api", str(MAPPING)) as (_, url):
+        async with connect(url) as client:
+            ok = await client.call_tool("get_pet", {"petId": 1})
+            missing = await client.call_tool("get_pet", {"petId": 4242})
+            invalid = await client.call_tool("get_pet", {"petId": "x"})
+    assert not ok.is_error and missing.is_error and invalid.is_error, text_of(ok)
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "gateway.calls"]
+    assert [(line["tool"], line["outcome"], line["upstream_status"]) for line in lines] == [
+        ("get_pet", "ok", 200), ("get_pet", "error", 404), ("get_pet", "invalid_arguments", None)]
+    assert all(isinstance(line["ms"], float) for line in lines)
