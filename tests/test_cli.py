@@ -86,3 +86,11 @@ async def test_one_structured_log_line_per_call(petstore_backend, caplog):
     assert [(line["tool"], line["outcome"], line["upstream_status"]) for line in lines] == [
         ("get_pet", "ok", 200), ("get_pet", "error", 404), ("get_pet", "invalid_arguments", None)]
     assert all(isinstance(line["ms"], float) for line in lines)
+
+
+def test_mapping_values_must_fit_the_parameter_schema(tmp_path: Path):
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("version: 1\ntools:\n  listPets:\n    parameters:\n      limit: {default: 500}\n")
+    check = run("check", "--spec", str(SPEC), "--mapping", str(mapping))
+    assert check.returncode == 2
+    assert f"{mapping}:5" in check.stderr and "limit" in check.stderr and "500" in check.stderr

@@ -70,14 +70,17 @@ def create_app(seed: bool = True) -> Starlette:
                 if (status is None or p["status"] == status) and all(p["tag"] == t for t in tags)]
         return JSONResponse(pets[:limit])
 
-    async def create_pet(request: Request) -> Response:
+    async def read_pet(request: Request) -> dict[str, Any] | Response:
+        """The NewPet fields of the request body, or the 400 answer saying what is wrong with it."""
         try:
             fields = _pet_fields(await request.json())
         except ValueError:
             return _error(400, "body is not JSON")
-        if isinstance(fields, str):
-            return _error(400, fields)
-        return JSONResponse(store.add(fields), status_code=201)
+        return _error(400, fields) if isinstance(fields, str) else fields
+
+    async def create_pet(request: Request) -> Response:
+        fields = await read_pet(request)
+        return fields if isinstance(fields, Response) else JSONResponse(store.add(fields), status_code=201)
 
     def _find(request: Request) -> dict[str, Any] | None:
         return store.pets.get(int(request.path_params["pet_id"]))
@@ -90,12 +93,9 @@ def create_app(seed: bool = True) -> Starlette:
         pet = _find(request)
         if pet is None:
             return _error(404, f"pet {request.path_params['pet_id']} not found")
-        try:
-            fields = _pet_fields(await request.json())
-        except ValueError:
-            return _error(400, "body is not JSON")
-        if isinstance(fields, str):
-            return _error(400, fields)
+        fields = await read_pet(request)
+        if isinstance(fields, Response):
+            return fields
         pet.update(fields)
         return JSONResponse(pet)
 

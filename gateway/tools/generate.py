@@ -117,6 +117,20 @@ def split_qualifier(path: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     return base, tuple(pairs)
 
 
+def check_mapping_values(tool: str, wire: str, override: Any, schema: Mapping[str, Any],
+                         defs: Mapping[str, Any]) -> None:
+    """A mapping's `fixed` or `default` value must be one the backend accepts: checked against the schema."""
+    for key, present, value in (("fixed", override.has_fixed, override.fixed),
+                                ("default", override.has_default, override.default)):
+        if not present:
+            continue
+        problems = compile_validator({**schema, "$defs": dict(defs)} if defs else schema)(value)
+        if problems:
+            message = problems[0][1]
+            raise ConfigError(override.where, f"tool {tool!r}: parameter {wire!r}: {key} value {value!r} does not "
+                                              f"fit the parameter's schema ({message})")
+
+
 class ToolGenerator:
     """Turns the selected operations of one API into tool specs; one instance per backend."""
 
@@ -147,6 +161,8 @@ class ToolGenerator:
         def add(argument_for: str, wire: str, target: str, schema: dict[str, Any], is_required: bool,
                 parameter: Parameter | None = None) -> None:
             override = settings.parameters.get(wire)
+            if override is not None:
+                check_mapping_values(name, wire, override, schema, defs)
             argument = names.unique([argument_for], taken)[0]
             taken.add(argument)
             bindings.append(ArgumentBinding(argument, target, wire, parameter,  # type: ignore[arg-type]
