@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway.auth.settings import AuditSettings, InboundAuth, RateLimits, TlsSettings, UpstreamCredential
 from gateway.errors import Diagnostic
 from gateway.yamlfile import FieldPath, Locator, config_error, load_yaml, validate
 
@@ -39,6 +40,9 @@ class ServerSettings:
     max_request_bytes: int = 1_048_576
     name: str | None = None
     instructions: str | None = None
+    auth: InboundAuth = InboundAuth()
+    rate_limits: RateLimits = RateLimits()
+    audit: AuditSettings = AuditSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,9 @@ class BackendConfig:
     tool_prefix: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
     where: str = ""
+    auth: UpstreamCredential = UpstreamCredential()
+    tls: TlsSettings = TlsSettings()
+    max_concurrency: int = 50  # upstream calls in flight at once; more wait (up to the call's timeout)
 
 
 @dataclass(frozen=True, slots=True)

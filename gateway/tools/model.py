@@ -94,5 +94,7 @@ class ToolSpec:
     annotations: Mapping[str, Any] = field(default_factory=dict)  # readOnlyHint, destructiveHint, ...
     meta: Mapping[str, Any] = field(default_factory=dict)
     timeout: float | None = None
+    scopes: tuple[str, ...] = ()  # OAuth scopes a caller needs for this tool (on top of the server's)
+    public: bool = False  # callable without a token ("noauth") when inbound auth is on
     validate: Callable[[Any], list[tuple[str, str]]] | None = field(default=None, compare=False, repr=False)
     """Compiled input validator: arguments -> [(JSON pointer, message)], empty when valid."""
