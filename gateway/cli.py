@@ -26,8 +26,9 @@ def _add_source(parser: argparse.ArgumentParser, *, upstream: bool = False) -> N
 
 def _config(args: argparse.Namespace) -> GatewayConfig:
     if args.config:
-        if args.spec or args.mapping or getattr(args, "upstream", None):
-            raise SystemExit("gateway: give either --config or --spec/--mapping/--upstream, not both")
+        flags = ("spec", "mapping", "upstream", "auth_issuer", "resource_url", "required_scopes", "no_auth")
+        if any(getattr(args, flag, None) for flag in flags):
+            raise SystemExit("gateway: with --config, give the backends and auth settings in the file")
         config = load_config(args.config)
         host, port = getattr(args, "host", None), getattr(args, "port", None)
         if host or port:
@@ -36,9 +37,13 @@ def _config(args: argparse.Namespace) -> GatewayConfig:
         return config
     if not args.spec:
         raise SystemExit("gateway: --spec (or --config) is required")
+    scopes = getattr(args, "required_scopes", None)
     return config_from_args(
         spec=args.spec, mapping=args.mapping, upstream=getattr(args, "upstream", None),
         host=getattr(args, "host", None), port=getattr(args, "port", None),
+        auth_issuer=getattr(args, "auth_issuer", None), resource_url=getattr(args, "resource_url", None),
+        required_scopes=tuple(s.strip() for s in scopes.split(",") if s.strip()) if scopes else (),
+        no_auth=getattr(args, "no_auth", False),
     )
 
 
@@ -148,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default 8080)")
     p.add_argument("--stdio", action="store_true", help="serve one client over stdin/stdout instead of HTTP")
+    p.add_argument("--auth-issuer", metavar="ISSUER_URL",
+                   help="check callers' OAuth tokens: the authorization server's issuer URL (JWKS discovered)")
+    p.add_argument("--resource-url", metavar="PUBLIC_MCP_URL",
+                   help="the public URL of this MCP endpoint, the audience tokens must be issued for")
+    p.add_argument("--required-scopes", metavar="A,B", help="scopes every request needs (comma-separated)")
+    p.add_argument("--no-auth", action="store_true",
+                   help="serve without checking tokens (required to listen beyond loopback without --auth-issuer)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="run the bundled petstore backend and the gateway in front of it")

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway.auth.secrets import resolve_secret
 from gateway.auth.settings import AuditSettings, InboundAuth, RateLimits, TlsSettings, UpstreamCredential
-from gateway.errors import Diagnostic
+from gateway.errors import ConfigError, Diagnostic
 from gateway.yamlfile import FieldPath, Locator, config_error, load_yaml, validate
 
-_BACKEND_OPTIONS = ("upstream", "timeout_connect", "timeout_read", "max_connections", "tool_prefix")
+_BACKEND_OPTIONS = ("upstream", "timeout_connect", "timeout_read", "max_connections", "tool_prefix", "max_concurrency")
 """Backend keys taken as written (the schema has checked them); their names are `BackendConfig` fields."""
 
 
@@ -40,9 +41,9 @@ class ServerSettings:
     max_request_bytes: int = 1_048_576
     name: str | None = None
     instructions: str | None = None
-    auth: InboundAuth = InboundAuth()
-    rate_limits: RateLimits = RateLimits()
-    audit: AuditSettings = AuditSettings()
+    auth: InboundAuth = field(default_factory=InboundAuth)
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +63,8 @@ class BackendConfig:
     tool_prefix: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
     where: str = ""
-    auth: UpstreamCredential = UpstreamCredential()
-    tls: TlsSettings = TlsSettings()
+    auth: UpstreamCredential = field(default_factory=UpstreamCredential)
+    tls: TlsSettings = field(default_factory=TlsSettings)
     max_concurrency: int = 50  # upstream calls in flight at once; more wait (up to the call's timeout)
 
 
@@ -86,14 +87,28 @@ def config_from_args(
     upstream: str | None = None,
     host: str | None = None,
     port: int | None = None,
+    auth_issuer: str | None = None,
+    resource_url: str | None = None,
+    required_scopes: tuple[str, ...] = (),
+    no_auth: bool = False,
 ) -> GatewayConfig:
-    """The config for a single backend named "default" given on the command line (paths relative to cwd)."""
+    """The config for a single backend named "default" given on the command line (paths relative to cwd).
+
+    `--auth-issuer ISSUER --resource-url URL [--required-scopes a,b]` turns on token checks (JWKS discovered
+    from the issuer); `--no-auth` states that none are wanted.
+    """
     backend: dict[str, Any] = {"name": "default", "spec": spec}
     if mapping is not None:
         backend["mapping"] = mapping
     if upstream is not None:
         backend["upstream"] = upstream
-    server = {key: value for key, value in (("host", host), ("port", port)) if value is not None}
+    server: dict[str, Any] = {key: value for key, value in (("host", host), ("port", port)) if value is not None}
+    if auth_issuer or resource_url or required_scopes:
+        server["auth"] = {"mode": "oauth", **({"issuer": auth_issuer} if auth_issuer else {}),
+                          **({"resource_url": resource_url} if resource_url else {}),
+                          **({"required_scopes": list(required_scopes)} if required_scopes else {})}
+    elif no_auth:
+        server["auth"] = {"mode": "none"}
     data = {"version": 1, "server": server, "backends": [backend]}
     locate = _FlagLocator()
     validate(data, locate, "gateway")
@@ -106,8 +121,13 @@ class _FlagLocator(Locator):
     def __init__(self) -> None:
         super().__init__("command line", {})
 
+    _FLAGS = {"issuer": "auth-issuer", "resource_url": "resource-url", "required_scopes": "required-scopes",
+              "auth": "auth-issuer"}
+
     def __call__(self, path: FieldPath) -> str:
-        return "--" + str(path[-1]) if path and isinstance(path[-1], str) else self.file
+        if path and isinstance(path[-1], str):
+            return "--" + self._FLAGS.get(path[-1], path[-1])
+        return self.file
 
     def problem(self, path: FieldPath, text: str) -> Diagnostic:
         return Diagnostic(self(path), text, severity="error")
@@ -128,6 +148,10 @@ def _build(data: Mapping[str, Any], locate: Locator, base: Path) -> GatewayConfi
         mapping = _resolve_source(entry["mapping"], base, locate, (*path, "mapping"), problems, urls=False) \
             if "mapping" in entry else None
         options = {key: entry[key] for key in _BACKEND_OPTIONS if key in entry}
+        if "auth" in entry:
+            options["auth"] = _credential(entry["auth"], base, (*path, "auth"), locate, problems)
+        if "tls" in entry:
+            options["tls"] = _tls(entry["tls"], base, (*path, "tls"), locate, problems)
         backends.append(
             BackendConfig(
                 name=name,
@@ -138,12 +162,73 @@ def _build(data: Mapping[str, Any], locate: Locator, base: Path) -> GatewayConfi
                 **options,
             )
         )
-    if problems:
-        raise config_error(problems)
     server = dict(data.get("server", {}))
     for key in ("allowed_hosts", "allowed_origins"):
         server[key] = tuple(server.get(key, ()))
+    server["auth"] = _inbound_auth(server.get("auth"), server.get("host", "127.0.0.1"), base, locate, problems)
+    server["rate_limits"] = RateLimits(**server.get("rate_limits", {}))
+    server["audit"] = AuditSettings(**server.get("audit", {}))
+    if problems:
+        raise config_error(problems)
     return GatewayConfig(server=ServerSettings(**server), backends=tuple(backends))
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _secrets(entry: Mapping[str, Any], keys: tuple[str, ...], base: Path, path: FieldPath, locate: Locator,
+             problems: list[Diagnostic]) -> dict[str, Any]:
+    """`entry` with the secret references among `keys` resolved (`${ENV}` / `file:`, relative to `base`)."""
+    out = dict(entry)
+    for key in keys:
+        if key in out:
+            reference = out[key]
+            if reference.startswith("file:") and not Path(reference[5:]).expanduser().is_absolute():
+                reference = "file:" + os.path.normpath(base / Path(reference[5:]).expanduser())
+            try:
+                out[key] = resolve_secret(reference, locate((*path, key)))
+            except ConfigError as exc:
+                problems.append(locate.problem((*path, key), exc.message))
+                out[key] = None
+    return out
+
+
+def _inbound_auth(entry: Mapping[str, Any] | None, host: str, base: Path, locate: Locator,
+                  problems: list[Diagnostic]) -> InboundAuth:
+    """`server.auth`, which must be stated whenever the gateway listens beyond loopback."""
+    path: FieldPath = ("server", "auth")
+    if entry is None:
+        if host not in _LOOPBACK:
+            problems.append(locate.problem(path, f"the gateway listens on {host}, so say how callers are "
+                                           "authorized: `auth: {mode: oauth, issuer: ..., resource_url: ...}` "
+                                           "(flags --auth-issuer/--resource-url), or `auth: {mode: none}` "
+                                           "(--no-auth) to serve without any check"))
+        return InboundAuth()
+    fields = _secrets(entry, ("introspection_client_secret",), base, path, locate, problems)
+    for key in ("audiences", "required_scopes", "algorithms"):
+        if key in fields:
+            fields[key] = tuple(fields[key])
+    return InboundAuth(**fields)
+
+
+def _credential(entry: Mapping[str, Any], base: Path, path: FieldPath, locate: Locator,
+                problems: list[Diagnostic]) -> UpstreamCredential:
+    fields = _secrets(entry, ("value", "password", "client_secret", "private_key"), base, path, locate, problems)
+    if "certificate_path" in fields:
+        fields["certificate_path"] = _resolve_source(fields["certificate_path"], base, locate,
+                                                     (*path, "certificate_path"), problems, urls=False)
+    if "scopes" in fields:
+        fields["scopes"] = tuple(fields["scopes"])
+    return UpstreamCredential(**fields)
+
+
+def _tls(entry: Mapping[str, Any], base: Path, path: FieldPath, locate: Locator,
+         problems: list[Diagnostic]) -> TlsSettings:
+    fields = _secrets(entry, ("client_key_password",), base, path, locate, problems)
+    for key in ("ca_bundle", "client_cert", "client_key"):
+        if key in fields:
+            fields[key] = _resolve_source(fields[key], base, locate, (*path, key), problems, urls=False)
+    return TlsSettings(**fields)
 
 
 def _resolve_source(

@@ -6,11 +6,15 @@ built from the same files serve the same tools.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx2
 
+from gateway.auth.settings import TlsSettings
+from gateway.auth.tls import ssl_context
+from gateway.auth.upstream import build_provider
 from gateway.calls.forward import Backend, Timeouts
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.errors import ConfigError, Diagnostic
@@ -18,6 +22,8 @@ from gateway.mapping import ToolMapping, default_mapping, load_mapping, select_o
 from gateway.spec import ApiModel, load_spec
 from gateway.tools.generate import ToolGenerator
 from gateway.tools.model import ToolSpec
+
+log = logging.getLogger("gateway.runtime")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +106,26 @@ def upstream_url(backend: LoadedBackend) -> str:
 
 def open_backends(gateway: Gateway, transports: Mapping[str, httpx2.AsyncBaseTransport] | None = None
                   ) -> dict[str, Backend]:
-    """One pooled HTTP client per backend. `transports` lets tests inject faults."""
+    """One pooled HTTP client per backend, with its TLS settings and credentials. `transports` lets tests
+    inject faults. Raises `ConfigError` for credentials or TLS files that cannot work."""
     out = {}
     for loaded in gateway.backends:
         c = loaded.config
+        where = c.where or f"backend {c.name!r}"
+        url = upstream_url(loaded)
+        if c.tls != TlsSettings() and not url.startswith("https://"):
+            raise ConfigError(where, f"backend {c.name!r}: `tls` settings need an https upstream, not {url}")
+        verify = ssl_context(c.tls, where)
+        if c.auth.type == "passthrough":
+            log.warning("backend %r receives each caller's own access token (auth type passthrough): the backend "
+                        "must accept tokens issued for the gateway, and can act as the caller elsewhere", c.name)
         out[c.name] = Backend(
-            c.name, upstream_url(loaded),
+            c.name, url,
             timeouts=Timeouts(c.timeout_connect, c.timeout_read),
             max_connections=c.max_connections,
             headers=dict(c.headers),
             transport=(transports or {}).get(c.name),
+            credentials=build_provider(c.auth, backend=c.name, where=where),
+            verify=verify,
         )
     return out

@@ -23,9 +23,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 import gateway
+from gateway.auth.http import ResourceServer, ScopePolicy, current_identity
 from gateway.calls.forward import Backend
-from gateway.calls.pipeline import call_tool
+from gateway.calls.pipeline import CallPolicy, build_policy, call_tool
 from gateway.config import ServerSettings
+from gateway.redact import install_log_redaction
 from gateway.runtime import Gateway, open_backends
 from gateway.tools.generate import legacy_output_schema
 from gateway.tools.model import ToolSpec
@@ -34,9 +36,17 @@ log = logging.getLogger("gateway.server")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def descriptor(tool: ToolSpec, *, legacy: bool) -> types.Tool:
-    """The tool as `tools/list` serves it."""
+def descriptor(tool: ToolSpec, *, legacy: bool, security: ScopePolicy | None = None) -> types.Tool:
+    """The tool as `tools/list` serves it.
+
+    With inbound auth (`security`), `_meta.securitySchemes` says whether the tool needs sign-in and which
+    scopes (ChatGPT reads it). Only `_meta` carries it: the SDK serialises results through each protocol
+    version's wire models, which drop unknown top-level Tool fields, so a top-level copy would never arrive.
+    """
     output = legacy_output_schema(tool) if legacy else tool.response.output_schema
+    meta = dict(tool.meta)
+    if security is not None:
+        meta["securitySchemes"] = security.security_schemes(tool.name)
     return types.Tool(
         name=tool.name,
         title=tool.title,
@@ -50,20 +60,23 @@ def descriptor(tool: ToolSpec, *, legacy: bool) -> types.Tool:
             idempotent_hint=tool.annotations.get("idempotentHint"),
             open_world_hint=tool.annotations.get("openWorldHint"),
         ),
-        _meta=dict(tool.meta) or None,
+        _meta=meta or None,
     )
 
 
-def descriptors_json(tools: Mapping[str, ToolSpec], *, legacy: bool = False) -> list[dict[str, Any]]:
+def descriptors_json(tools: Mapping[str, ToolSpec], *, legacy: bool = False, security: ScopePolicy | None = None
+                     ) -> list[dict[str, Any]]:
     """The descriptors exactly as they go on the wire (`gateway tools --json`)."""
-    return [descriptor(t, legacy=legacy).model_dump(by_alias=True, mode="json", exclude_none=True)
+    return [descriptor(t, legacy=legacy, security=security).model_dump(by_alias=True, mode="json", exclude_none=True)
             for t in tools.values()]
 
 
-def create_mcp_server(gw: Gateway, backends: Mapping[str, Backend]) -> Server[Any]:
+def create_mcp_server(gw: Gateway, backends: Mapping[str, Backend], security: ScopePolicy | None = None,
+                      policy: CallPolicy | None = None) -> Server[Any]:
+    """The MCP server; `security` (inbound auth on) adds each tool's `securitySchemes` to its descriptor."""
     tools = gw.tools
     listings = {
-        legacy: types.ListToolsResult(tools=[descriptor(t, legacy=legacy) for t in tools.values()])
+        legacy: types.ListToolsResult(tools=[descriptor(t, legacy=legacy, security=security) for t in tools.values()])
         for legacy in (False, True)
     }
 
@@ -77,7 +90,8 @@ def create_mcp_server(gw: Gateway, backends: Mapping[str, Backend]) -> Server[An
         tool = tools.get(params.name)
         if tool is None:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name!r}")
-        return await call_tool(tool, params.arguments, backends[tool.backend], legacy=is_legacy(ctx))
+        return await call_tool(tool, params.arguments, backends[tool.backend], legacy=is_legacy(ctx),
+                               identity=current_identity(), policy=policy)
 
     def input_schema(name: str) -> Mapping[str, Any] | None:
         tool = tools.get(name)
@@ -109,10 +123,24 @@ def transport_security(settings: ServerSettings) -> TransportSecuritySettings | 
 
 
 def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None) -> Starlette:
-    """The ASGI app: MCP at the configured path, `/healthz` and `/readyz`."""
+    """The ASGI app: MCP at the configured path, `/healthz` and `/readyz`.
+
+    With `server.auth.mode: oauth` the MCP route is guarded by bearer-token checks and the RFC 9728
+    protected-resource metadata is served; with mode none nothing checks who calls (logged as a warning).
+    """
     backends = dict(backends) if backends is not None else open_backends(gw)
-    server = create_mcp_server(gw, backends)
     settings = gw.config.server
+    resource = None
+    if settings.auth.mode == "oauth":
+        security = ScopePolicy.of(settings.auth.required_scopes, gw.tools)
+        resource = ResourceServer(settings.auth, security, mcp_path=settings.path,
+                                  max_body=settings.max_request_bytes, name=gw.name)
+    else:
+        security = None
+        log.warning("inbound auth is off (server.auth.mode: none): anyone who reaches %s can call every tool",
+                    settings.path)
+    policy = build_policy(gw.config, backends)
+    server = create_mcp_server(gw, backends, security, policy)
     mcp_app = server.streamable_http_app(
         streamable_http_path=settings.path,
         stateless_http=True,
@@ -125,6 +153,7 @@ def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None) -> St
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        remove_redaction = install_log_redaction(policy.redactor)
         async with server.session_manager.run():
             state["ready"] = True
             try:
@@ -133,6 +162,9 @@ def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None) -> St
                 state["ready"] = False
                 for backend in backends.values():
                     await backend.aclose()
+                if resource is not None:
+                    await resource.aclose()
+                remove_redaction()
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -142,6 +174,9 @@ def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None) -> St
         return JSONResponse(body, status_code=200 if state["ready"] else 503)
 
     routes = [*mcp_app.routes, Route("/healthz", healthz), Route("/readyz", readyz)]
+    if resource is not None:
+        routes = [resource.guard(r) if isinstance(r, Route) and r.path == settings.path else r for r in routes]
+        routes += resource.routes()
     return Starlette(routes=routes, middleware=mcp_app.user_middleware, lifespan=lifespan)
 
 
@@ -150,10 +185,13 @@ async def serve_stdio(gw: Gateway) -> None:
     from mcp.server.stdio import stdio_server
 
     backends = open_backends(gw)
-    server = create_mcp_server(gw, backends)
+    policy = build_policy(gw.config, backends)
+    server = create_mcp_server(gw, backends, policy=policy)
+    remove_redaction = install_log_redaction(policy.redactor)
     try:
         async with stdio_server() as (read, write):
             await server.run(read, write, server.create_initialization_options())
     finally:
         for backend in backends.values():
             await backend.aclose()
+        remove_redaction()

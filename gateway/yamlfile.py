@@ -276,6 +276,9 @@ def _explain(error: ValidationError) -> Iterable[tuple[FieldPath, str]]:
         kinds = [expected] if isinstance(expected, str) else list(expected)
         yield path, f"expected {' or '.join(_KINDS.get(k, k) for k in kinds)}, got {_kind(value)}"
         return
+    if isinstance(error.schema, dict) and error.schema.get("x-secret"):
+        yield path, custom or _generic(keyword, expected)  # never echo what may be a secret
+        return
     yield path, f"{custom or _generic(keyword, expected)} (got {_short(value)})"
 
 

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from mcp import Client
 
-from gateway.config import config_from_args
+from gateway.config import GatewayConfig, config_from_args
 from gateway.runtime import Gateway, load_gateway
 from gateway.server import create_app
 from tests.conftest import ServerThread
 
 
 @contextlib.contextmanager
-def running_gateway(spec: str, upstream: str, mapping: str | None = None, **backend_options: Any
+def running_gateway(spec: str, upstream: str, mapping: str | None = None, *,
+                    configure: Callable[[GatewayConfig], GatewayConfig] | None = None
                     ) -> Iterator[tuple[Gateway, str]]:
-    """Load the gateway for `spec` and serve it; yields (gateway, MCP URL)."""
+    """Load the gateway for `spec` and serve it; yields (gateway, MCP URL).
+
+    `configure` changes the command-line config before loading (rate limits, audit, backend settings).
+    """
     config = config_from_args(spec=spec, mapping=mapping, upstream=upstream)
+    if configure is not None:
+        config = configure(config)
     gw = load_gateway(config)
     with ServerThread(create_app(gw)) as server:
         yield gw, f"{server.url}/mcp"

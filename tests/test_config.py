@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.auth.settings import InboundAuth
 from gateway.config import BackendConfig, GatewayConfig, ServerSettings, config_from_args, load_config
 from gateway.errors import ConfigError
 from tests.conftest import ROOT
@@ -46,7 +47,7 @@ def test_example_config_loads_with_paths_relative_to_it() -> None:
     assert backend.name == "petstore"
     assert backend.spec == str(ROOT / "adapters" / "petstore" / "openapi.yaml")
     assert backend.mapping == ROOT / "adapters" / "petstore" / "mapping.yaml"
-    assert backend.upstream == "http://127.0.0.1:9000"
+    assert backend.upstream == "http://127.0.0.1:9000/api"
 
 
 def test_full_config(project: Path) -> None:
@@ -62,6 +63,7 @@ def test_full_config(project: Path) -> None:
           allowed_origins: ["https://chatgpt.com"]
           log_level: debug
           max_request_bytes: 2048
+          auth: {mode: none}
         backends:
           - name: pets
             spec: ../api/openapi.yaml
@@ -80,7 +82,7 @@ def test_full_config(project: Path) -> None:
     assert config.server == ServerSettings(
         host="0.0.0.0", port=9999, path="/tools/mcp", allowed_hosts=("mcp.example.com",),
         allowed_origins=("https://chatgpt.com",), log_level="debug", max_request_bytes=2048, name="my-gateway",
-        instructions="Pets and more.")
+        instructions="Pets and more.", auth=InboundAuth(mode="none"))
     pets, remote = config.backends
     assert pets == BackendConfig(
         name="pets", spec=str(project / "api" / "openapi.yaml"), mapping=project / "api" / "mapping.yaml",
@@ -181,9 +183,9 @@ def test_unknown_keys_and_bad_values(project: Path) -> None:
 def test_config_from_args(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(project)
     config = config_from_args("api/openapi.yaml", mapping="api/mapping.yaml", upstream="http://127.0.0.1:9000",
-                              host="0.0.0.0", port=9000)
+                              host="0.0.0.0", port=9000, no_auth=True)
     assert config == GatewayConfig(
-        server=ServerSettings(host="0.0.0.0", port=9000),
+        server=ServerSettings(host="0.0.0.0", port=9000, auth=InboundAuth(mode="none")),
         backends=(BackendConfig(name="default", spec=str(project / "api" / "openapi.yaml"),
                                 mapping=project / "api" / "mapping.yaml", upstream="http://127.0.0.1:9000",
                                 where="command line"),),
@@ -204,3 +206,77 @@ def test_config_from_args_errors_name_the_flags(project: Path, monkeypatch: pyte
     with pytest.raises(ConfigError) as info:
         config_from_args("missing.yaml")
     assert str(info.value) == f"--spec: no such file: {project / 'missing.yaml'}"
+
+
+def test_auth_settings_with_secret_references(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret_file = project / "conf" / "client-secret"
+    secret_file.write_text("s3cret-from-file\n", encoding="utf-8")
+    monkeypatch.setenv("PETS_API_KEY", "k3y-from-env")
+    path = write(project / "conf", """
+        version: 1
+        server:
+          host: 0.0.0.0
+          auth: {mode: oauth, issuer: "https://idp.example.com", resource_url: "https://mcp.example.com/mcp",
+                 required_scopes: [mcp]}
+          rate_limits: {per_caller: 60/minute}
+          audit: {log_arguments: true}
+        backends:
+          - name: pets
+            spec: ../api/openapi.yaml
+            auth: {type: api_key, name: X-Api-Key, value: "${PETS_API_KEY}"}
+            max_concurrency: 4
+          - name: orders
+            spec: ../api/openapi.yaml
+            auth: {type: oauth_client_credentials, token_url: "https://idp.example.com/token",
+                   client_id: gateway, client_secret: "file:client-secret", scopes: [orders.read]}
+    """)
+    config = load_config(path)
+    assert config.server.auth.mode == "oauth" and config.server.auth.required_scopes == ("mcp",)
+    assert config.server.rate_limits.per_caller == "60/minute" and config.server.audit.log_arguments
+    pets, orders = config.backends
+    assert pets.auth.value.reveal() == "k3y-from-env" and pets.max_concurrency == 4
+    assert "k3y-from-env" not in repr(pets)  # secrets never print
+    assert orders.auth.client_secret.reveal() == "s3cret-from-file" and orders.auth.scopes == ("orders.read",)
+
+
+def test_secrets_must_be_references(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(project / "conf", """
+        version: 1
+        backends:
+          - name: pets
+            spec: ../api/openapi.yaml
+            auth: {type: bearer, value: plain-text-token}
+    """)
+    message = load_error(path)
+    assert f"{line(path, 'plain-text-token')}: backends[0].auth.value: must be a reference" in message
+    assert "plain-text-token" not in message  # an inline secret is not echoed back
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    path = write(project / "conf", """
+        version: 1
+        backends:
+          - name: more
+            spec: ../api/openapi.yaml
+            auth: {type: basic, username: u, password: "${NOT_SET_ANYWHERE}"}
+    """)
+    message = load_error(path)
+    assert f"{line(path, 'NOT_SET_ANYWHERE')}: backends[0].auth.password:" in message
+    assert "NOT_SET_ANYWHERE" in message
+
+
+def test_listening_beyond_loopback_needs_an_explicit_auth_choice(project: Path) -> None:
+    path = write(project / "conf", """
+        version: 1
+        server: {host: 0.0.0.0}
+        backends: [{name: pets, spec: ../api/openapi.yaml}]
+    """)
+    assert "server.auth: the gateway listens on 0.0.0.0" in load_error(path)
+    spec = str(project / "api" / "openapi.yaml")
+    with pytest.raises(ConfigError, match="--auth-issuer"):
+        config_from_args(spec=spec, host="0.0.0.0")
+    assert config_from_args(spec=spec, host="0.0.0.0", no_auth=True).server.auth.mode == "none"
+    oauth = config_from_args(spec=spec, auth_issuer="https://idp.example.com",
+                             resource_url="https://mcp.example.com/mcp", required_scopes=("a", "b"))
+    assert (oauth.server.auth.mode, oauth.server.auth.issuer, oauth.server.auth.required_scopes) == (
+        "oauth", "https://idp.example.com", ("a", "b"))
+    with pytest.raises(ConfigError, match="--resource-url"):
+        config_from_args(spec=spec, auth_issuer="https://idp.example.com")

@@ -1,61 +1,200 @@
-"""The call path: validate -> authorize -> forward -> shape, as one plain async function.
+"""The call path: rate limit -> validate -> build -> forward (within the backend's cap) -> shape -> redact.
 
 It knows nothing of JSON-RPC or HTTP framing: the MCP server (or any leaner transport) hands it a
-tool, the arguments and the caller's protocol era, and gets a `CallToolResult` back. Every failure
-becomes an `isError` result; nothing here raises to the transport.
+tool, the arguments, the caller's identity and protocol era and the `CallPolicy`, and gets a
+`CallToolResult` back. Every failure, a bug in the gateway included, becomes an `isError` result that
+the model can read (MCP clients never see a JSON-RPC error for a failed tool), and every call leaves
+exactly one audit line, whatever happened.
+
+Rate limits come first and count every call, invalid ones included: they guard the gateway as much as
+the backend. The cap on calls in flight covers only the upstream exchange; a call waits for a slot up
+to its own timeout, then gets the full timeout for the exchange.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
 import time
-from collections.abc import Mapping
+import traceback
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import mcp_types as types
 
+from gateway.auth.settings import ANONYMOUS, AuditSettings, Identity, Secret
 from gateway.calls.forward import Backend, UpstreamError
+from gateway.calls.limits import Busy, ConcurrencyCap, RateLimited, RateLimiter
 from gateway.calls.request import ArgumentError, build_request
 from gateway.calls.shape import error_result, shape
 from gateway.calls.validate import describe
+from gateway.config import GatewayConfig
+from gateway.redact import REDACTED, Redactor, looks_secret
 from gateway.tools.model import ToolSpec
 
 log = logging.getLogger("gateway.calls")
+audit_log = logging.getLogger("gateway.audit")
+
+RETRY_AFTER_META = "io.semantic-adapter-gateway/retryAfterSeconds"
+"""`_meta` key of a rate-limited result: seconds to wait. MCP defines none; the prefix is ours, as MCP asks."""
+_OUTPUT_MISMATCH = "The backend's answer does not match the tool's declared output schema"  # shape.py's wording
+_MAX_LOGGED_STRING = 200
 
 
-def _log(tool: ToolSpec, outcome: str, started: float, upstream_status: int | None = None) -> None:
-    log.info(json.dumps({
-        "event": "tool_call", "tool": tool.name, "backend": tool.backend, "outcome": outcome,
-        "upstream_status": upstream_status, "ms": round((time.perf_counter() - started) * 1000, 1),
-    }))
+@dataclass(frozen=True, slots=True)
+class CallPolicy:
+    """What guards every call: rate limits, each backend's cap on calls in flight, redaction, the audit line.
+
+    Built once at start (`build_policy`) and shared by all calls. The default limits nothing but still
+    redacts recognisable credentials and the backend's own secrets.
+    """
+
+    limiter: RateLimiter | None = None
+    caps: Mapping[str, ConcurrencyCap] = field(default_factory=dict)
+    redactor: Redactor = field(default_factory=Redactor)
+    audit: AuditSettings = field(default_factory=AuditSettings)
+
+
+def build_policy(config: GatewayConfig, backends: Mapping[str, Backend]) -> CallPolicy:
+    """The policy the configuration asks for; `backends` supply their current tokens to the redactor."""
+    rates = config.server.rate_limits
+    return CallPolicy(
+        limiter=RateLimiter(rates) if rates.per_caller or rates.per_tool else None,
+        caps={b.name: ConcurrencyCap(b.name, b.max_concurrency) for b in config.backends},
+        redactor=Redactor(configured_secrets(config), sources=[b.secrets for b in backends.values()]),
+        audit=config.server.audit,
+    )
+
+
+def configured_secrets(config: GatewayConfig) -> list[str]:
+    """Every secret value in the configuration, and the values of secret-named static headers."""
+    found = _secret_fields(config.server.auth)
+    for backend in config.backends:
+        found += _secret_fields(backend.auth) + _secret_fields(backend.tls)
+        for name, value in backend.headers.items():
+            if looks_secret(name):
+                found += [value, value.split()[-1]] if value.strip() else []
+    return found
+
+
+def _secret_fields(settings: Any) -> list[str]:
+    values = (getattr(settings, f.name) for f in dataclasses.fields(settings))
+    return [value.reveal() for value in values if isinstance(value, Secret)]
+
+
+@dataclass(slots=True)
+class _Audit:
+    """What one call did, filled in as it goes and logged once at the end."""
+
+    outcome: str = "cancelled"
+    upstream_status: int | None = None
 
 
 async def call_tool(
-    tool: ToolSpec, arguments: Mapping[str, Any] | None, backend: Backend, *, legacy: bool
+    tool: ToolSpec,
+    arguments: Mapping[str, Any] | None,
+    backend: Backend,
+    *,
+    legacy: bool,
+    identity: Identity = ANONYMOUS,
+    policy: CallPolicy | None = None,
 ) -> types.CallToolResult:
+    """Run one tool call. Never raises an `Exception`: failures are `isError` results, each audited."""
     started = time.perf_counter()
+    policy = policy or CallPolicy(redactor=Redactor(sources=[backend.secrets]))
+    extra = (identity.token.reveal(),) if identity.token is not None else ()
+    audit = _Audit()
+    try:
+        return await _call(tool, arguments, backend, legacy, identity, policy, extra, audit)
+    except Exception:
+        audit.outcome = "internal_error"
+        log.error("internal error in the gateway during a call of tool %r:\n%s", tool.name,
+                  policy.redactor.redact(traceback.format_exc(), extra))
+        return error_result(f"Tool {tool.name!r} failed with an internal error in the gateway (logged); "
+                            "the arguments are not at fault and a retry will probably fail the same way.")
+    finally:
+        line = {
+            "event": "tool_call", "subject": identity.subject, "client_id": identity.client_id, "tool": tool.name,
+            "backend": tool.backend, "outcome": audit.outcome, "upstream_status": audit.upstream_status,
+            "ms": round((time.perf_counter() - started) * 1000, 1),
+        }
+        if policy.audit.log_arguments:
+            line["arguments"] = _loggable(dict(arguments or {}), policy.redactor, extra)
+        audit_log.info(json.dumps(line, ensure_ascii=False, default=str))
+
+
+async def _call(
+    tool: ToolSpec, arguments: Mapping[str, Any] | None, backend: Backend, legacy: bool, identity: Identity,
+    policy: CallPolicy, extra: tuple[str, ...], audit: _Audit,
+) -> types.CallToolResult:
+    redactor = policy.redactor
+
+    def failed(outcome: str, text: str) -> types.CallToolResult:
+        audit.outcome = outcome
+        return error_result(redactor.redact(text, extra))
+
+    if policy.limiter is not None:
+        refused = await policy.limiter.check(identity.who, tool.name)
+        if refused is not None:
+            audit.outcome = "rate_limited"
+            return _rate_limited(tool, refused)
     args = dict(arguments or {})
     for name, value in tool.request.defaults.items():
         args.setdefault(name, value)
-    if tool.validate is not None:
-        violations = tool.validate(args)
-        if violations:
-            _log(tool, "invalid_arguments", started)
-            return error_result(f"Invalid arguments for tool {tool.name!r}; nothing was sent to the backend:\n"
-                                f"{describe(violations)}")
+    invalid = f"Invalid arguments for tool {tool.name!r}; nothing was sent to the backend:\n"
+    if tool.validate is not None and (violations := tool.validate(args)):
+        return failed("invalid_arguments", invalid + describe(violations))
     try:
         request = build_request(tool.request, args)
     except ArgumentError as exc:
-        _log(tool, "invalid_arguments", started)
-        return error_result(f"Invalid arguments for tool {tool.name!r}; nothing was sent to the backend:\n"
-                            f"- {exc.pointer}: {exc.message}")
+        return failed("invalid_arguments", f"{invalid}- {exc.pointer}: {exc.message}")
+    cap = policy.caps.get(tool.backend)
+    wait = tool.timeout if tool.timeout is not None else backend.timeouts.read
     try:
-        response = await backend.send(request, timeout=tool.timeout, max_bytes=tool.response.max_bytes)
+        async with cap.slot(wait) if cap is not None else contextlib.nullcontext():
+            response = await backend.send(request, timeout=tool.timeout, max_bytes=tool.response.max_bytes,
+                                          identity=identity)
+    except Busy as exc:
+        calls = "call" if exc.in_flight == 1 else "calls"
+        return failed("busy", f"The backend {exc.backend!r} is busy ({exc.in_flight} {calls} in flight), so "
+                              "nothing was sent; retry shortly.")
     except UpstreamError as exc:
-        _log(tool, f"upstream_{exc.kind}", started)
-        return error_result(f"The call to {tool.request.method} {tool.request.path} failed: {exc.message}. "
-                            "The backend may be down or slow; retrying later may help.")
+        what = f"{tool.request.method} {tool.request.path}"
+        return failed(f"upstream_{exc.kind}", f"The call to {what} failed: {exc.message}. "
+                                              "The backend may be down or slow; retrying later may help.")
+    audit.upstream_status = response.status
+    scrubbed = redactor.scrub(response.content, extra)
+    if scrubbed is not response.content:
+        log.warning("the answer of %s to tool %r carried a secret; it was redacted", tool.backend, tool.name)
+        response = dataclasses.replace(response, content=scrubbed)
     result = shape(tool, response, legacy=legacy)
-    _log(tool, "error" if result.is_error else "ok", started, response.status)
-    return result
+    if not result.is_error:
+        audit.outcome = "ok"
+        return result
+    text = "\n".join(c.text for c in result.content if isinstance(c, types.TextContent))
+    if not 200 <= response.status < 300:
+        return failed("upstream_http_error", text)
+    return failed("output_mismatch" if text.startswith(_OUTPUT_MISMATCH) else "upstream_bad_answer", text)
+
+
+def _rate_limited(tool: ToolSpec, refused: RateLimited) -> types.CallToolResult:
+    result = error_result(f"Rate limit reached for tool {tool.name}: {refused.limit}; "
+                          f"retry in {refused.retry_after} s.")
+    return result.model_copy(update={"meta": {RETRY_AFTER_META: refused.retry_after}})
+
+
+def _loggable(value: Any, redactor: Redactor, extra: Iterable[str], name: str = "") -> Any:
+    """Arguments as the audit line shows them: secret-named values hidden, strings redacted and clipped."""
+    if name and looks_secret(name):
+        return REDACTED
+    if isinstance(value, dict):
+        return {key: _loggable(item, redactor, extra, str(key)) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_loggable(item, redactor, extra) for item in value]
+    if isinstance(value, str):
+        value = redactor.redact(value, extra)  # before clipping, which could cut a secret beyond recognition
+        return value if len(value) <= _MAX_LOGGED_STRING else value[:_MAX_LOGGED_STRING] + "..."
+    return value

@@ -98,6 +98,8 @@ class _Reader:
             annotations=dict(entry.get("annotations", {})),
             timeout=entry.get("timeout"),
             max_response_bytes=entry.get("max_response_bytes"),
+            scopes=tuple(entry["scopes"]) if "scopes" in entry else None,
+            noauth=entry.get("noauth", False),
             parameters={
                 name: self.parameter((*path, "parameters", name), settings)
                 for name, settings in entry.get("parameters", {}).items()

@@ -142,6 +142,8 @@ class ToolEntry:
     annotations: Mapping[str, bool] = field(default_factory=dict)
     timeout: float | None = None
     max_response_bytes: int | None = None
+    scopes: tuple[str, ...] | None = None
+    noauth: bool = False
     parameters: Mapping[str, ParameterSettings] = field(default_factory=dict)
     response: ResponseSettings = ResponseSettings()
 
@@ -173,6 +175,8 @@ class ToolSettings:
     annotations: Mapping[str, bool] = field(default_factory=dict)
     timeout: float | None = None
     max_response_bytes: int = 1_000_000
+    scopes: tuple[str, ...] | None = None  # None: from the operation's OpenAPI security
+    noauth: bool = False
     parameters: Mapping[str, ParameterSettings] = field(default_factory=dict)
     response: ResponseSettings = ResponseSettings()
 

@@ -278,6 +278,8 @@ def _settings(mapping: ToolMapping, entry: ToolEntry | None, where: str) -> Tool
         annotations=entry.annotations,
         timeout=entry.timeout if entry.timeout is not None else defaults.timeout,
         max_response_bytes=entry.max_response_bytes or defaults.max_response_bytes,
+        scopes=entry.scopes,
+        noauth=entry.noauth,
         parameters=entry.parameters,
         response=entry.response,
     )

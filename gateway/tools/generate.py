@@ -236,8 +236,22 @@ class ToolGenerator:
             backend=self.backend,
             annotations=annotations,
             timeout=settings.timeout,
+            scopes=settings.scopes if settings.scopes is not None else self._scopes(operation),
+            public=settings.noauth,
             validate=compile_validator(input_schema),
         )
+
+    def _scopes(self, operation: Operation) -> tuple[str, ...]:
+        """The OAuth scopes the operation's OpenAPI security asks for: those of the first alternative that
+        names an oauth2 or openIdConnect scheme (the operation's own `security`, else the document's)."""
+        requirements = operation.security if operation.security is not None else self.api.security
+        for requirement in requirements:
+            scopes = [scope for scheme, wanted in requirement.items()
+                      if self.api.security_schemes.get(scheme, {}).get("type") in ("oauth2", "openIdConnect")
+                      for scope in wanted]
+            if scopes:
+                return tuple(dict.fromkeys(scopes))
+        return ()
 
     def _parameters(self, operation: Operation, path: str, fixed_query: tuple[tuple[str, str], ...]
                     ) -> list[Parameter]:
