@@ -126,7 +126,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
     _setup_logging("info")
-    asyncio.run(run_demo(host=args.host, port=args.port, backend_port=args.backend_port))
+    asyncio.run(run_demo(host=args.host, port=args.port, backend_port=args.backend_port, auth=args.auth,
+                         auth_port=args.auth_port))
     return 0
 
 
@@ -166,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
     p.add_argument("--backend-port", type=int, default=9000, help="petstore backend port (default 9000)")
+    p.add_argument("--auth", action="store_true",
+                   help="also run a local authorization server; the gateway then checks tokens and prints one")
+    p.add_argument("--auth-port", type=int, default=9100, help="authorization server port (default 9100)")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -79,3 +83,33 @@ def manifest(specs: Path) -> list[dict[str, str]]:
     lines = (specs / "MANIFEST.tsv").read_text(encoding="utf-8").splitlines()
     header = lines[0].split("\t")
     return [dict(zip(header, line.split("\t"), strict=False)) for line in lines[1:] if line.strip()]
+
+
+TOOLS_HOME = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "semantic-adapter-gateway"
+"""Where the test suite installs the npm tools it drives (Prism, MCP Inspector), outside the checkout."""
+
+
+class NpmUnavailable(Exception):
+    """npm is not on PATH: tests needing an npm tool skip."""
+
+
+def npm_tool(home: Path, packages: list[str], package: str, version: str, command: str) -> Path:
+    """`command` from `package@version` installed under `home` with npm (once; later runs reuse it).
+
+    Raises NpmUnavailable without npm, and RuntimeError (with npm's output) when installing fails, so a
+    broken install fails the tests that need it instead of skipping them.
+    """
+    exe = home / "node_modules" / ".bin" / command
+    manifest = home / "node_modules" / package / "package.json"
+    if exe.exists() and manifest.exists() and json.loads(manifest.read_text()).get("version") == version:
+        return exe
+    npm = shutil.which("npm")
+    if npm is None:
+        raise NpmUnavailable(f"npm is not on PATH, so {package} cannot be installed")
+    home.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([npm, "install", "--prefix", str(home), "--no-audit", "--no-fund", *packages],
+                          capture_output=True, text=True, timeout=900, check=False)
+    if done.returncode != 0 or not exe.exists():
+        raise RuntimeError(f"`npm install {' '.join(packages)}` into {home} failed (exit {done.returncode}):\n"
+                           f"{(done.stdout + done.stderr)[-3000:]}")
+    return exe

@@ -12,7 +12,6 @@ import base64
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,11 +25,11 @@ from urllib.parse import parse_qsl, urlencode
 import httpx2
 import yaml
 
-from tests.conftest import free_port
+from tests.conftest import TOOLS_HOME, NpmUnavailable, free_port, npm_tool
 
 PRISM_PACKAGE = "@stoplight/prism-cli"
 PRISM_VERSION = "5.16.0"
-PRISM_HOME = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "semantic-adapter-gateway" / "prism"
+PRISM_HOME = TOOLS_HOME / "prism"
 
 # Not forwarded: they describe one hop, not the request (Host, Content-Length recomputed; bodies sent decoded).
 NOT_FORWARDED = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -45,26 +44,11 @@ class PrismUnavailable(Exception):
 
 
 def prism_executable(home: Path = PRISM_HOME) -> Path:
-    """The `prism` command of PRISM_VERSION under `home`, installed with npm when missing.
-
-    Raises PrismUnavailable without npm, and RuntimeError (with npm's output) when installing fails.
-    """
-    exe = home / "node_modules" / ".bin" / "prism"
-    manifest = home / "node_modules" / PRISM_PACKAGE / "package.json"
-    if exe.exists() and manifest.exists() and json.loads(manifest.read_text()).get("version") == PRISM_VERSION:
-        return exe
-    npm = shutil.which("npm")
-    if npm is None:
-        raise PrismUnavailable("npm is not on PATH, so Stoplight Prism cannot be installed")
-    home.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        [npm, "install", "--prefix", str(home), "--no-audit", "--no-fund", f"{PRISM_PACKAGE}@{PRISM_VERSION}"],
-        capture_output=True, text=True, timeout=600, check=False,
-    )
-    if done.returncode != 0 or not exe.exists():
-        raise RuntimeError(f"`npm install {PRISM_PACKAGE}@{PRISM_VERSION}` into {home} failed "
-                           f"(exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
-    return exe
+    """The `prism` command of PRISM_VERSION under `home`, installed with npm when missing."""
+    try:
+        return npm_tool(home, [f"{PRISM_PACKAGE}@{PRISM_VERSION}"], PRISM_PACKAGE, PRISM_VERSION, "prism")
+    except NpmUnavailable as exc:
+        raise PrismUnavailable(str(exc)) from None
 
 
 def _port_open(port: int) -> bool:

@@ -22,6 +22,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 import gateway.server
+from adapters.devauth import TOKEN_EXCHANGE, AuthServer
 from adapters.petstore import MAPPING, SPEC
 from gateway.auth.http import metadata_url
 from gateway.auth.inbound import AuthError, TokenVerifier, metadata_urls
@@ -29,7 +30,6 @@ from gateway.auth.settings import ANONYMOUS, InboundAuth, Secret
 from gateway.config import config_from_args
 from gateway.runtime import load_gateway
 from gateway.server import create_app
-from tests.auth_server import TOKEN_EXCHANGE, AuthServer
 from tests.conftest import ServerThread, free_port
 from tests.gateway_harness import running_gateway, text_of
 

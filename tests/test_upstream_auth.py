@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from adapters.devauth import TOKEN_EXCHANGE, AuthServer
 from gateway.auth.oauth import AccessToken, CachedToken
 from gateway.auth.provider import CredentialError
 from gateway.auth.secrets import resolve_secret
@@ -49,7 +50,6 @@ from gateway.config import config_from_args
 from gateway.errors import ConfigError
 from gateway.runtime import Gateway, load_gateway, open_backends
 from gateway.server import create_app
-from tests.auth_server import TOKEN_EXCHANGE, AuthServer
 from tests.conftest import ServerThread, free_port
 from tests.gateway_harness import text_of
 

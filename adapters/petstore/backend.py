@@ -8,10 +8,13 @@ Run it alone with `python -m adapters.petstore.backend --port 9000`.
 from __future__ import annotations
 
 import argparse
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -52,7 +55,8 @@ def _pet_fields(body: Any) -> dict[str, Any] | str:
     return {"name": name, "tag": tag, "status": body.get("status", "available")}
 
 
-def create_app(seed: bool = True) -> Starlette:
+def create_app(seed: bool = True, api_key: str | None = None) -> Starlette:
+    """The backend; with `api_key`, every request must carry it in `X-Api-Key` (401 otherwise)."""
     store = Store()
     if seed:
         for name, tag, status in [("Rex", "dog", "available"), ("Tom", "cat", "sold"),
@@ -138,7 +142,12 @@ def create_app(seed: bool = True) -> Starlette:
         lines = [f"{p['id']}\t{p['name']}\t{p['status']}" for p in store.pets.values()]
         return PlainTextResponse("\n".join(["id\tname\tstatus", *lines]))
 
-    return Starlette(routes=[
+    async def require_key(request: Request, call_next: Any) -> Response:
+        if api_key is not None and not secrets.compare_digest(request.headers.get("x-api-key", ""), api_key):
+            return _error(401, "a valid X-Api-Key header is required")
+        return await call_next(request)
+
+    return Starlette(middleware=[Middleware(BaseHTTPMiddleware, dispatch=require_key)], routes=[
         Route("/api/pets", list_pets, methods=["GET"]),
         Route("/api/pets", create_pet, methods=["POST"]),
         Route("/api/pets/{pet_id:int}", get_pet, methods=["GET"]),

@@ -1,4 +1,4 @@
-"""A real OAuth 2.0 authorization server for the test suite, served by uvicorn on 127.0.0.1.
+"""A small, real OAuth 2.0 authorization server for local trials and the test suite (not for production).
 
 It publishes RFC 8414 / OpenID metadata and a JWKS, issues JWT access tokens at its token endpoint
 (client credentials, RFC 8693 token exchange) with client_secret_basic, client_secret_post or
@@ -8,17 +8,22 @@ for opaque tokens. Keys and signatures come from joserfc. Tests also mint tokens
 public key), and inspect what the server saw: `requests` (token and introspection calls), `hits`
 (every path), `tokens_issued` (per grant type).
 
-    with AuthServer(audience="http://127.0.0.1:8080/mcp") as auth:
+    with AuthServer(audience="http://127.0.0.1:8080/mcp") as auth:   # served on a free port
         token = auth.issue(scopes=["pets:read"])
+
+`gateway demo --auth` runs it beside the petstore example (`AuthServer(port=9100).app` under uvicorn).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
 import secrets
+import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
+import uvicorn
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, Key, KeySet, OKPKey, RSAKey
@@ -34,8 +40,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-
-from tests.conftest import ServerThread
 
 CLIENT_CREDENTIALS = "client_credentials"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -77,6 +81,34 @@ def _generate_keys() -> dict[str, Key]:
     }
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Thread:
+    """uvicorn serving `app` on 127.0.0.1 in a background thread with its own event loop."""
+
+    def __init__(self, app: Starlette, port: int) -> None:
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                                    access_log=False))
+        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the authorization server did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
 class AuthServer:
     """Context manager: starts the server on enter, stops it on exit. `url` is the issuer.
 
@@ -86,7 +118,8 @@ class AuthServer:
     """
 
     def __init__(self, *, audience: str | None = None, issuer_path: str = "",
-                 discovery: Iterable[str] = ("oauth-authorization-server", "openid-configuration")) -> None:
+                 discovery: Iterable[str] = ("oauth-authorization-server", "openid-configuration"),
+                 port: int | None = None) -> None:
         self.default_audience = audience
         self.requests: list[dict[str, Any]] = []
         self.hits: Counter[str] = Counter()
@@ -95,19 +128,23 @@ class AuthServer:
         self._opaque: dict[str, dict[str, Any]] = {}
         self._seen_assertions: set[str] = set()
         self._keys = _generate_keys()
-        self._thread = ServerThread(self._app(issuer_path.rstrip("/"), tuple(discovery)))
-        self.origin = self._thread.url
+        self.app = self._app(issuer_path.rstrip("/"), tuple(discovery))
+        self.port = port or _free_port()
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self._thread: _Thread | None = None
         self.url = self.origin + issuer_path.rstrip("/")
         self.token_endpoint = f"{self.origin}/token"
         self.introspection_endpoint = f"{self.origin}/introspect"
         self.jwks_uri = f"{self.origin}/jwks"
 
     def __enter__(self) -> AuthServer:
-        self._thread.__enter__()
+        self._thread = _Thread(self.app, self.port)
+        self._thread.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._thread.__exit__(*exc)
+        if self._thread is not None:
+            self._thread.stop()
 
     # -- what tests call --------------------------------------------------------------------------------
 
