@@ -16,18 +16,25 @@ from gateway.errors import GatewayError
 log = logging.getLogger("gateway")
 
 
-def _add_source(parser: argparse.ArgumentParser, *, upstream: bool = False) -> None:
+def _add_source(parser: argparse.ArgumentParser) -> None:
+    """The flags that say what to serve: a spec (and mapping, upstream, auth), or a config file."""
     parser.add_argument("--spec", help="OpenAPI/Swagger document: a file path or an http(s) URL")
     parser.add_argument("--mapping", help="YAML mapping (default: every non-deprecated operation becomes a tool)")
-    parser.add_argument("--config", help="gateway config with several backends (instead of --spec/--mapping)")
-    if upstream:
-        parser.add_argument("--upstream", help="backend base URL; overrides the spec's servers")
+    parser.add_argument("--config", help="gateway config with several backends (instead of the flags here)")
+    parser.add_argument("--upstream", help="backend base URL; overrides the spec's servers")
+    parser.add_argument("--auth-issuer", metavar="ISSUER_URL",
+                        help="check callers' OAuth tokens: the authorization server's issuer URL (JWKS discovered)")
+    parser.add_argument("--resource-url", metavar="PUBLIC_MCP_URL",
+                        help="the public URL of this MCP endpoint, the audience tokens must be issued for")
+    parser.add_argument("--required-scopes", metavar="A,B", help="scopes every request needs (comma-separated)")
+    parser.add_argument("--no-auth", action="store_true",
+                        help="serve without checking tokens (needed to listen beyond loopback without --auth-issuer)")
 
 
 def _config(args: argparse.Namespace) -> GatewayConfig:
     if args.config:
         flags = ("spec", "mapping", "upstream", "auth_issuer", "resource_url", "required_scopes", "no_auth")
-        if any(getattr(args, flag, None) for flag in flags):
+        if any(getattr(args, flag) for flag in flags):
             raise SystemExit("gateway: with --config, give the backends and auth settings in the file")
         config = load_config(args.config)
         host, port = getattr(args, "host", None), getattr(args, "port", None)
@@ -37,13 +44,13 @@ def _config(args: argparse.Namespace) -> GatewayConfig:
         return config
     if not args.spec:
         raise SystemExit("gateway: --spec (or --config) is required")
-    scopes = getattr(args, "required_scopes", None)
+    scopes = args.required_scopes
     return config_from_args(
-        spec=args.spec, mapping=args.mapping, upstream=getattr(args, "upstream", None),
+        spec=args.spec, mapping=args.mapping, upstream=args.upstream,
         host=getattr(args, "host", None), port=getattr(args, "port", None),
-        auth_issuer=getattr(args, "auth_issuer", None), resource_url=getattr(args, "resource_url", None),
+        auth_issuer=args.auth_issuer, resource_url=args.resource_url,
         required_scopes=tuple(s.strip() for s in scopes.split(",") if s.strip()) if scopes else (),
-        no_auth=getattr(args, "no_auth", False),
+        no_auth=args.no_auth,
     )
 
 
@@ -70,11 +77,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_tools(args: argparse.Namespace) -> int:
     from gateway.runtime import load_gateway
-    from gateway.server import descriptors_json
+    from gateway.server import descriptors_json, scope_policy
 
     gw = load_gateway(_config(args))
     if args.json:
-        json.dump(descriptors_json(gw.tools, legacy=args.legacy), sys.stdout, indent=2, ensure_ascii=False)
+        descriptors = descriptors_json(gw.tools, legacy=args.legacy, security=scope_policy(gw))
+        json.dump(descriptors, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
         return 0
     for tool in gw.tools.values():
@@ -150,17 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tools)
 
     p = sub.add_parser("serve", help="serve the tools over Streamable HTTP (or stdio)")
-    _add_source(p, upstream=True)
+    _add_source(p)
     p.add_argument("--host", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default 8080)")
     p.add_argument("--stdio", action="store_true", help="serve one client over stdin/stdout instead of HTTP")
-    p.add_argument("--auth-issuer", metavar="ISSUER_URL",
-                   help="check callers' OAuth tokens: the authorization server's issuer URL (JWKS discovered)")
-    p.add_argument("--resource-url", metavar="PUBLIC_MCP_URL",
-                   help="the public URL of this MCP endpoint, the audience tokens must be issued for")
-    p.add_argument("--required-scopes", metavar="A,B", help="scopes every request needs (comma-separated)")
-    p.add_argument("--no-auth", action="store_true",
-                   help="serve without checking tokens (required to listen beyond loopback without --auth-issuer)")
+
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="run the bundled petstore backend and the gateway in front of it")

@@ -122,6 +122,12 @@ def transport_security(settings: ServerSettings) -> TransportSecuritySettings | 
     return TransportSecuritySettings(enable_dns_rebinding_protection=False)
 
 
+def scope_policy(gw: Gateway) -> ScopePolicy | None:
+    """Who may call what, when the gateway checks tokens (`server.auth.mode: oauth`); None otherwise."""
+    auth = gw.config.server.auth
+    return ScopePolicy.of(auth.required_scopes, gw.tools) if auth.mode == "oauth" else None
+
+
 def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None) -> Starlette:
     """The ASGI app: MCP at the configured path, `/healthz` and `/readyz`.
 
@@ -131,12 +137,11 @@ def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None) -> St
     backends = dict(backends) if backends is not None else open_backends(gw)
     settings = gw.config.server
     resource = None
-    if settings.auth.mode == "oauth":
-        security = ScopePolicy.of(settings.auth.required_scopes, gw.tools)
+    security = scope_policy(gw)
+    if security is not None:
         resource = ResourceServer(settings.auth, security, mcp_path=settings.path,
                                   max_body=settings.max_request_bytes, name=gw.name)
     else:
-        security = None
         log.warning("inbound auth is off (server.auth.mode: none): anyone who reaches %s can call every tool",
                     settings.path)
     policy = build_policy(gw.config, backends)

@@ -163,8 +163,9 @@ async def _call(
                               "nothing was sent; retry shortly.")
     except UpstreamError as exc:
         what = f"{tool.request.method} {tool.request.path}"
-        return failed(f"upstream_{exc.kind}", f"The call to {what} failed: {exc.message}. "
-                                              "The backend may be down or slow; retrying later may help.")
+        hint = ("The gateway's own credentials for this backend are the problem, not the arguments."
+                if exc.kind == "credentials" else "The backend may be down or slow; retrying later may help.")
+        return failed(f"upstream_{exc.kind}", f"The call to {what} failed: {exc.message}. {hint}")
     audit.upstream_status = response.status
     scrubbed = redactor.scrub(response.content, extra)
     if scrubbed is not response.content:
