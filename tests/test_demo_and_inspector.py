@@ -88,3 +88,47 @@ def test_mcp_inspector_calls_the_protected_gateway(demo, tmp_path: Path):
     assert json.loads(called.stdout)["structuredContent"]["name"] == "Rex"
     refused = inspect("--method", "tools/call", "--tool-name", "get_pet", "--tool-arg", "petId=1", token=None)
     assert refused.returncode == 3 and "auth_required" in refused.stdout + refused.stderr  # 3: sign-in needed
+
+
+@pytest.mark.anyio
+async def test_serve_with_auth_flags_needs_no_config_file(petstore_backend):
+    """The common case: `gateway serve --spec S --upstream U --auth-issuer ISSUER --resource-url URL`."""
+    from adapters.devauth import AuthServer
+    from adapters.petstore import MAPPING, SPEC
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    with AuthServer(audience=url) as authority:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--spec", str(SPEC), "--mapping", str(MAPPING),
+             "--upstream", f"{petstore_backend.url}/api", "--port", str(port), "--auth-issuer", authority.url,
+             "--resource-url", url, "--required-scopes", "mcp"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx2.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                        break
+                except httpx2.TransportError:
+                    pass
+                if time.monotonic() > deadline or process.poll() is not None:
+                    pytest.fail("gateway serve did not become ready")
+                time.sleep(0.05)
+            metadata = httpx2.get(f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp").json()
+            assert metadata["authorization_servers"] == [authority.url] and metadata["resource"] == url
+            without_mcp = authority.issue(audience=url, scopes=["pets:read"])
+            with_mcp = authority.issue(audience=url, scopes=["mcp", "pets:read"])
+            body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                    "params": {"name": "get_pet", "arguments": {"petId": 1}}}
+            headers = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"}
+            refused = httpx2.post(url, json=body, headers={**headers, "authorization": f"Bearer {without_mcp}"})
+            assert refused.status_code == 403
+            assert 'error="insufficient_scope"' in refused.headers["www-authenticate"]
+            assert 'scope="mcp pets:read"' in refused.headers["www-authenticate"]
+            http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {with_mcp}"})
+            async with Client(streamable_http_client(url, http_client=http)) as client:
+                result = await client.call_tool("get_pet", {"petId": 1})
+            assert not result.is_error and result.structured_content["id"] == 1
+        finally:
+            process.terminate()
+            process.wait(10)
