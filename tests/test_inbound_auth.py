@@ -143,9 +143,11 @@ async def test_valid_token_lists_and_calls_tools(gw, legacy):
     assert tools["get_inventory"].meta["securitySchemes"] == [{"type": "oauth2", "scopes": ["mcp:use"]}]
 
 
-@MODES
-async def test_identity_reaches_the_call_path(gw, legacy, monkeypatch):
-    seen = []
+
+@pytest.fixture
+def identities(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The Identity of every call the MCP server hands to the call path, in order."""
+    seen: list[Any] = []
     real = gateway.server.call_tool
 
     async def spy(*args: Any, **kwargs: Any) -> Any:
@@ -153,6 +155,11 @@ async def test_identity_reaches_the_call_path(gw, legacy, monkeypatch):
         return await real(*args, **kwargs)
 
     monkeypatch.setattr(gateway.server, "call_tool", spy)
+    return seen
+
+@MODES
+async def test_identity_reaches_the_call_path(gw, legacy, identities):
+    seen = identities
     token = gw.auth.issue(subject="carol", client_id="chatgpt", scopes=["mcp:use", "pets:read"])
     async with client_with(gw.url, token, legacy=legacy) as client:
         result = await client.call_tool("list_pets", {})
@@ -309,15 +316,8 @@ async def test_public_routes_need_no_token(gw):
 
 
 @MODES
-async def test_public_tools_work_anonymously_and_protected_ones_challenge(open_gw, legacy, monkeypatch):
-    seen = []
-    real = gateway.server.call_tool
-
-    async def spy(*args: Any, **kwargs: Any) -> Any:
-        seen.append(kwargs["identity"])
-        return await real(*args, **kwargs)
-
-    monkeypatch.setattr(gateway.server, "call_tool", spy)
+async def test_public_tools_work_anonymously_and_protected_ones_challenge(open_gw, legacy, identities):
+    seen = identities
     async with client_with(open_gw.url, None, legacy=legacy) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         listed = await client.call_tool("list_pets", {})

@@ -81,30 +81,33 @@ def _generate_keys() -> dict[str, Key]:
     }
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-class _Thread:
-    """uvicorn serving `app` on 127.0.0.1 in a background thread with its own event loop."""
+class ServerThread:
+    """An ASGI app served by a real uvicorn on 127.0.0.1, in its own thread and event loop."""
 
-    def __init__(self, app: Starlette, port: int) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                                    access_log=False))
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    access_log=False, lifespan="auto"))
         self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)
 
-    def start(self) -> None:
+    def __enter__(self) -> ServerThread:
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the authorization server did not start")
+                raise RuntimeError("server did not start")
             time.sleep(0.02)
+        return self
 
-    def stop(self) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self.server.should_exit = True
         self.thread.join(10)
 
@@ -129,22 +132,21 @@ class AuthServer:
         self._seen_assertions: set[str] = set()
         self._keys = _generate_keys()
         self.app = self._app(issuer_path.rstrip("/"), tuple(discovery))
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.origin = f"http://127.0.0.1:{self.port}"
-        self._thread: _Thread | None = None
+        self._thread: ServerThread | None = None
         self.url = self.origin + issuer_path.rstrip("/")
         self.token_endpoint = f"{self.origin}/token"
         self.introspection_endpoint = f"{self.origin}/introspect"
         self.jwks_uri = f"{self.origin}/jwks"
 
     def __enter__(self) -> AuthServer:
-        self._thread = _Thread(self.app, self.port)
-        self._thread.start()
+        self._thread = ServerThread(self.app, self.port).__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         if self._thread is not None:
-            self._thread.stop()
+            self._thread.__exit__(*exc)
 
     # -- what tests call --------------------------------------------------------------------------------
 
