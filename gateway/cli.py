@@ -1,4 +1,4 @@
-"""The `gateway` command: init, check, tools, serve, demo."""
+"""The `gateway` command: init, check, tools, serve, demo, preview, doctor."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def cmd_tools(args: argparse.Namespace) -> int:
 
     gw = load_gateway(_config(args))
     if args.json:
-        descriptors = descriptors_json(gw.tools, legacy=args.legacy, security=scope_policy(gw))
+        descriptors = descriptors_json(gw.tools, legacy=args.legacy, security=scope_policy(gw), widgets=gw.widgets)
         json.dump(descriptors, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
         return 0
@@ -139,6 +139,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_preview(args: argparse.Namespace) -> int:
+    from gateway.preview import serve_preview
+
+    config = _config(args)
+    _setup_logging(config.server.log_level)
+    asyncio.run(serve_preview(config, args.port))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from gateway.doctor import diagnose, diagnose_config, exit_code, url_advice
+
+    sources = ("spec", "config", "mapping", "upstream", "auth_issuer", "resource_url", "required_scopes", "no_auth")
+    if args.url and any(getattr(args, flag) for flag in sources):
+        raise SystemExit("gateway: doctor checks either a running gateway (--url) or a config (--spec/--config)")
+    if args.url:
+        checks = [url_advice(args.url), *asyncio.run(diagnose(args.url, token=args.token))]
+    elif args.spec or args.config:
+        logging.basicConfig(level="ERROR", stream=sys.stderr)  # the in-process gateway's start-up lines are noise here
+        checks = asyncio.run(diagnose_config(_config(args), token=args.token))
+    else:
+        raise SystemExit("gateway: doctor needs --url (a running gateway) or --spec/--config")
+    for check in checks:
+        print(check)
+    counts = {status: sum(c.status == status for c in checks) for status in ("ok", "warn", "FAIL")}
+    print(", ".join(f"{n} {status}" for status, n in counts.items()))
+    return exit_code(checks)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="Serve a REST API's OpenAPI operations as MCP tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -173,6 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run a local authorization server; the gateway then checks tokens and prints one")
     p.add_argument("--auth-port", type=int, default=9100, help="authorization server port (default 9100)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("preview", help="serve the tools plus a development page at /preview that renders their "
+                                       "widgets (loopback only)")
+    _add_source(p)
+    p.add_argument("--port", type=int, default=8090, help="port on 127.0.0.1 (default 8090)")
+    p.set_defaults(func=cmd_preview)
+
+    p = sub.add_parser("doctor", help="check that a gateway gives ChatGPT what it needs to show the app and widgets")
+    p.add_argument("--url", help="MCP endpoint of a running gateway, e.g. https://gw.example.com/mcp")
+    p.add_argument("--token", help="bearer token to send where the gateway asks for one")
+    _add_source(p)
+    p.set_defaults(func=cmd_doctor)
     return parser
 
 

@@ -25,6 +25,21 @@ _BACKEND_OPTIONS = ("upstream", "timeout_connect", "timeout_read", "max_connecti
 
 
 @dataclass(frozen=True, slots=True)
+class WidgetOptions:
+    """`server.widgets`: how tool results' widgets are served (docs/config.md).
+
+    The domain lists go into the widgets' Content Security Policy; empty lists mean no network access.
+    `skybridge` also serves every widget under the Apps SDK's original MIME type `text/html+skybridge`.
+    """
+
+    enabled: bool = True
+    skybridge: bool = False
+    domain: str | None = None
+    connect_domains: tuple[str, ...] = ()
+    resource_domains: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ServerSettings:
     """The MCP endpoint. Empty `allowed_hosts`/`allowed_origins` leave the server's own default in force.
 
@@ -44,6 +59,7 @@ class ServerSettings:
     auth: InboundAuth = field(default_factory=InboundAuth)
     rate_limits: RateLimits = field(default_factory=RateLimits)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    widgets: WidgetOptions = field(default_factory=WidgetOptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +184,10 @@ def _build(data: Mapping[str, Any], locate: Locator, base: Path) -> GatewayConfi
     server["auth"] = _inbound_auth(server.get("auth"), server.get("host", "127.0.0.1"), base, locate, problems)
     server["rate_limits"] = RateLimits(**server.get("rate_limits", {}))
     server["audit"] = AuditSettings(**server.get("audit", {}))
+    widgets = dict(server.get("widgets", {}))
+    for key in ("connect_domains", "resource_domains"):
+        widgets[key] = tuple(widgets.get(key, ()))
+    server["widgets"] = WidgetOptions(**widgets)
     if problems:
         raise config_error(problems)
     return GatewayConfig(server=ServerSettings(**server), backends=tuple(backends))

@@ -22,6 +22,7 @@ from gateway.mapping import ToolMapping, default_mapping, load_mapping, select_o
 from gateway.spec import ApiModel, load_spec
 from gateway.tools.generate import ToolGenerator
 from gateway.tools.model import ToolSpec
+from gateway.widgets import WidgetRegistry
 
 log = logging.getLogger("gateway.runtime")
 
@@ -42,6 +43,7 @@ class Gateway:
     config: GatewayConfig
     backends: tuple[LoadedBackend, ...]
     tools: Mapping[str, ToolSpec]
+    widgets: WidgetRegistry
 
     @property
     def warnings(self) -> tuple[Diagnostic, ...]:
@@ -82,7 +84,7 @@ def load_gateway(config: GatewayConfig) -> Gateway:
         taken.update(t.name for t in item.tools)
         loaded.append(item)
     tools = {t.name: t for b in loaded for t in b.tools}
-    return Gateway(config, tuple(loaded), tools)
+    return Gateway(config, tuple(loaded), tools, WidgetRegistry.build(tools, config.server.widgets))
 
 
 def upstream_url(backend: LoadedBackend) -> str:

@@ -81,3 +81,37 @@ def npm_tool(home: Path, packages: list[str], package: str, version: str, comman
         raise RuntimeError(f"`npm install {' '.join(packages)}` into {home} failed (exit {done.returncode}):\n"
                            f"{(done.stdout + done.stderr)[-3000:]}")
     return exe
+
+
+def debian_tool(path: str, package: str) -> str | None:
+    """`path` of a Debian package's program, installing the package on CI (a fresh, root Debian machine).
+
+    Elsewhere a missing program is None and the tests needing it skip; on CI a failed install fails them.
+    """
+    if Path(path).exists() or shutil.which(path):
+        return shutil.which(path) or path
+    if not os.environ.get("CI") or not shutil.which("apt-get") or os.geteuid() != 0:
+        return None
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", package]):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False,
+                              env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        if done.returncode != 0:
+            pytest.fail(f"could not install {package}: {done.stderr[-500:]}")
+    return shutil.which(path) or (path if Path(path).exists() else None)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium driven by Playwright (never a downloaded browser).
+
+    Module-scoped: Playwright's sync API holds an event loop in this thread while it runs, which the
+    async tests of other modules must not meet."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (dev extra)")
+    from tests.widget_host import CHROMIUM, CHROMIUM_ARGS
+
+    if debian_tool(str(CHROMIUM), "chromium") is None:
+        pytest.skip(f"{CHROMIUM} is missing (Debian: apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

@@ -11,8 +11,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -39,7 +37,7 @@ from gateway.config import GatewayConfig, config_from_args
 from gateway.errors import ConfigError
 from gateway.redact import Redactor, install_log_redaction
 from gateway.runtime import load_gateway
-from tests.conftest import ServerThread, free_port
+from tests.conftest import ServerThread, debian_tool, free_port
 from tests.gateway_harness import connect, running_gateway, text_of
 
 pytestmark = pytest.mark.anyio
@@ -234,22 +232,10 @@ async def test_rate_limit_config_errors_name_the_setting():
     assert bad_storage.value.where == "server.rate_limits.storage"
 
 
-def _install_redis_in_ci() -> str | None:
-    """On CI (a fresh, root Debian machine) install Debian's redis-server, so the Redis path is tested there."""
-    if not os.environ.get("CI") or not shutil.which("apt-get") or os.geteuid() != 0:
-        return None
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "redis-server"]):
-        done = subprocess.run(command, capture_output=True, text=True, timeout=600,
-                              env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-        if done.returncode != 0:
-            pytest.fail(f"could not install redis-server: {done.stderr[-500:]}")
-    return shutil.which("redis-server")
-
-
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     pytest.importorskip("redis", reason="the redis client (pip install 'limits[redis]') is not installed")
-    binary = shutil.which("redis-server") or _install_redis_in_ci()
+    binary = debian_tool("redis-server", "redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
     port = free_port()

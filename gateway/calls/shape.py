@@ -1,9 +1,11 @@
 """Shaping: an upstream answer becomes a `CallToolResult` for the model and for widgets.
 
 JSON becomes `structuredContent` (after the mapping's selection and caps) plus a compact text
-copy; other text becomes text content; binary becomes an embedded resource. Failures (HTTP
-errors, invalid JSON, a body over the size cap, a result that breaks the advertised output
-schema) become `isError` results that say what happened, so the model can act on them.
+copy; for a tool with a widget, `_meta` also carries the whole answer (selected, not capped), which
+reaches the widget only, never the model. Other text becomes text content; binary becomes an
+embedded resource. Failures (HTTP errors, invalid JSON, a body over the size cap, a result that
+breaks the advertised output schema) become `isError` results that say what happened, so the model
+can act on them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from gateway.tools.model import ToolSpec
 MAX_ERROR_DETAIL = 500
 MAX_TEXT = 100_000
 _JSON_SUFFIXES = ("/json", "+json", "/x-json", "/json-seq", "/x-ndjson")
+WIDGET_DATA_META = "io.semantic-adapter-gateway/widgetData"
+"""`_meta` key of the widget's data: MCP defines none, so the prefix is ours, as MCP asks."""
 
 
 def text_result(text: str, *, error: bool = False, structured: Any = None) -> types.CallToolResult:
@@ -113,6 +117,7 @@ def shape_json(tool: ToolSpec, value: Any, note: str, legacy: bool) -> types.Cal
     plan = tool.response
     if plan.select is not None:
         value = plan.select.search(value)
+    whole = value
     value, capped = _cap(value, plan.max_items)
     if plan.check is not None:
         problems = plan.check(value)
@@ -130,7 +135,10 @@ def shape_json(tool: ToolSpec, value: Any, note: str, legacy: bool) -> types.Cal
         structured = {"result": value}
     elif value is None:
         structured = None if plan.output_schema is None else value
-    return text_result(_clip(text, MAX_TEXT) + capped + note, structured=structured)
+    result = text_result(_clip(text, MAX_TEXT) + capped + note, structured=structured)
+    if tool.widget is not None:
+        result = result.model_copy(update={"meta": {WIDGET_DATA_META: whole}})
+    return result
 
 
 def shape(tool: ToolSpec, response: UpstreamResponse, *, legacy: bool) -> types.CallToolResult:

@@ -18,6 +18,9 @@ from gateway.mapping.model import (
     ToolEntry,
     ToolMapping,
     ToolSettings,
+    WidgetAction,
+    WidgetKind,
+    WidgetSettings,
 )
 from gateway.mapping.scaffold import scaffold_mapping
 from gateway.mapping.select import select_operations
@@ -34,6 +37,9 @@ __all__ = [
     "ToolEntry",
     "ToolMapping",
     "ToolSettings",
+    "WidgetAction",
+    "WidgetKind",
+    "WidgetSettings",
     "default_mapping",
     "load_mapping",
     "scaffold_mapping",

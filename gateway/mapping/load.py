@@ -1,14 +1,16 @@
 """Read a mapping file into a `ToolMapping`, reporting every problem at file:line.
 
 Checks that need no spec happen here: the JSON Schema (unknown keys, types, patterns), JMESPath syntax
-and function names in `response.select` / `response.summary`, contradictory parameter settings and
-duplicate tool names. Checks against the spec (does this operation or parameter exist?) happen when the
-mapping is applied, in `select.py`.
+and function names in `response.select` / `response.summary`, contradictory parameter settings,
+duplicate tool names, and widget settings (a template file exists, a row action names an action).
+Checks against the spec (does this operation or parameter exist?) happen when the mapping is applied,
+in `select.py`; checks against the served tools (a widget action's tool) when widgets are built.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,8 @@ from gateway.mapping.model import (
     SummaryTemplate,
     ToolEntry,
     ToolMapping,
+    WidgetAction,
+    WidgetSettings,
 )
 from gateway.yamlfile import FieldPath, Locator, config_error, did_you_mean, format_field, load_yaml, validate
 
@@ -105,6 +109,10 @@ class _Reader:
                 for name, settings in entry.get("parameters", {}).items()
             },
             response=self.response((*path, "response"), entry.get("response", {})),
+            widget=self.widget((*path, "widget"), entry["widget"]) if "widget" in entry else None,
+            invoking=entry.get("invoking"),
+            invoked=entry.get("invoked"),
+            visibility=tuple(entry["visibility"]) if "visibility" in entry else None,
         )
 
     def parameter(self, path: FieldPath, settings: Mapping[str, Any]) -> ParameterSettings:
@@ -137,6 +145,63 @@ class _Reader:
             except ValueError as exc:
                 self.problem((*path, "summary"), str(exc))
         return ResponseSettings(select=select, max_items=settings.get("max_items"), summary=summary)
+
+    def widget(self, path: FieldPath, value: bool | str | Mapping[str, Any]) -> WidgetSettings:
+        where = self.locate(path)
+        if value is False:
+            return WidgetSettings(where=where, enabled=False)
+        if isinstance(value, str):
+            return WidgetSettings(where=where, kind=value)  # type: ignore[arg-type]  # the schema allows table|card|list
+        template = None
+        if "template" in value:
+            if "kind" in value:
+                self.problem((*path, "kind"), "give `kind` (a built-in widget) or `template` (your own), not both")
+            template = self.template((*path, "template"), value["template"])
+        actions = tuple(self.action((*path, "actions", index), item)
+                        for index, item in enumerate(value.get("actions", [])))
+        return WidgetSettings(
+            where=where,
+            kind="custom" if template is not None else value.get("kind"),
+            template=template,
+            title=value.get("title"),
+            columns=tuple(value["columns"]) if "columns" in value else None,
+            page_size=value.get("page_size"),
+            actions=actions,
+            row_action=self.row_action((*path, "row_action"), value["row_action"], actions)
+            if "row_action" in value else None,
+            description=value.get("description"),
+            prefers_border=value.get("prefers_border"),
+        )
+
+    def template(self, path: FieldPath, value: str) -> Path:
+        """The template's absolute path: relative paths are read from the mapping file's folder."""
+        resolved = Path(os.path.normpath(Path(self.locate.file).absolute().parent / Path(value).expanduser()))
+        if not resolved.is_file():
+            self.problem(path, f"no such file: {resolved}")
+        return resolved
+
+    def action(self, path: FieldPath, item: Mapping[str, Any]) -> WidgetAction:
+        if ("tool" in item) == ("prompt" in item):
+            self.problem(path, "an action calls a `tool` or sends a `prompt`: give exactly one of them")
+        if "arguments" in item and "tool" not in item:
+            self.problem((*path, "arguments"), "`arguments` are for an action that calls a `tool`")
+        return WidgetAction(label=item["label"], where=self.locate(path), tool=item.get("tool"),
+                            prompt=item.get("prompt"), arguments=dict(item.get("arguments", {})))
+
+    def row_action(self, path: FieldPath, value: int | str, actions: Sequence[WidgetAction]) -> int | None:
+        """The index of the action a row triggers, given by index or by label."""
+        labels = [action.label for action in actions]
+        if isinstance(value, int):
+            if value < len(actions):
+                return value
+            self.problem(path, f"there is no action {value}: the widget has {len(actions)} action"
+                         f"{'' if len(actions) == 1 else 's'} (counted from 0)")
+            return None
+        if value in labels:
+            return labels.index(value)
+        self.problem(path, f"no action is labelled {value!r}{did_you_mean(value, labels)}; labels: "
+                     f"{', '.join(map(repr, labels)) or 'none'}")
+        return None
 
     def check_unique_names(self, tools: tuple[ToolEntry, ...]) -> None:
         first_use: dict[str, ToolEntry] = {}

@@ -13,7 +13,8 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
@@ -130,6 +131,47 @@ class ResponseSettings:
         return self.summary.render if self.summary is not None else None
 
 
+WidgetKind = Literal["table", "card", "list", "custom"]
+"""`custom` is a template of the adapter's own; the others are the built-in widgets."""
+
+
+@dataclass(frozen=True, slots=True)
+class WidgetAction:
+    """One button of a widget: a tool call (`tool`, `arguments`) or a follow-up prompt (`prompt`).
+
+    `{key}` / `{a.b}` in the label, the prompt and the argument values are filled by the widget from the
+    row (or the card's object); an argument that is exactly `"{key}"` keeps the value's JSON type.
+    `tool` is a tool name as served, checked against the served tools once every backend is loaded.
+    """
+
+    label: str
+    where: str
+    tool: str | None = None
+    prompt: str | None = None
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class WidgetSettings:
+    """`widget:` of a tool entry as written. `enabled` False is `widget: false`.
+
+    `kind` None lets the output schema choose; `template` (absolute, resolved against the mapping's
+    folder) makes it `custom`. Other None fields take the widget defaults.
+    """
+
+    where: str
+    enabled: bool = True
+    kind: WidgetKind | None = None
+    template: Path | None = None
+    title: str | None = None
+    columns: tuple[str, ...] | None = None
+    page_size: int | None = None
+    actions: tuple[WidgetAction, ...] = ()
+    row_action: int | None = None  # index into `actions`
+    description: str | None = None
+    prefers_border: bool | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class ToolEntry:
     """One `tools:` entry as written. `key` is an operationId or `"METHOD /path"`."""
@@ -146,6 +188,10 @@ class ToolEntry:
     noauth: bool = False
     parameters: Mapping[str, ParameterSettings] = field(default_factory=dict)
     response: ResponseSettings = ResponseSettings()
+    widget: WidgetSettings | None = None  # None: chosen from the output schema
+    invoking: str | None = None
+    invoked: str | None = None
+    visibility: tuple[str, ...] | None = None  # subset of ("model", "app"); None: both
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +225,10 @@ class ToolSettings:
     noauth: bool = False
     parameters: Mapping[str, ParameterSettings] = field(default_factory=dict)
     response: ResponseSettings = ResponseSettings()
+    widget: WidgetSettings | None = None
+    invoking: str | None = None
+    invoked: str | None = None
+    visibility: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

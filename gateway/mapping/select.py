@@ -282,4 +282,8 @@ def _settings(mapping: ToolMapping, entry: ToolEntry | None, where: str) -> Tool
         noauth=entry.noauth,
         parameters=entry.parameters,
         response=entry.response,
+        widget=entry.widget,
+        invoking=entry.invoking,
+        invoked=entry.invoked,
+        visibility=entry.visibility,
     )

@@ -15,17 +15,25 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from gateway.calls.validate import compile_validator
 from gateway.errors import ConfigError, Diagnostic
-from gateway.mapping import SelectedOperation
+from gateway.mapping import SelectedOperation, WidgetKind, WidgetSettings
 from gateway.spec import pointer
 from gateway.spec.model import ApiModel, MediaType, Operation, Parameter, RequestBody
 from gateway.tools import names
-from gateway.tools.model import ArgumentBinding, BodyKind, BodyPlan, RequestPlan, ResponsePlan, ToolSpec
+from gateway.tools.model import (
+    ArgumentBinding,
+    BodyKind,
+    BodyPlan,
+    RequestPlan,
+    ResponsePlan,
+    ToolSpec,
+    WidgetSpec,
+)
 from gateway.tools.schemas import SchemaConverter
 
 OWNED_HEADERS = frozenset(
@@ -225,9 +233,10 @@ class ToolGenerator:
         response = self._response(operation, settings)
         annotations = {**METHOD_ANNOTATIONS.get(operation.method, {"openWorldHint": True}),
                        **(settings.annotations or {})}
+        title = settings.title or operation.summary.strip().rstrip(".")[:80] or None
         return ToolSpec(
             name=name,
-            title=settings.title or operation.summary.strip().rstrip(".")[:80] or None,
+            title=title,
             description=describe(operation, settings.description),
             input_schema=input_schema,
             operation=operation,
@@ -239,6 +248,44 @@ class ToolGenerator:
             scopes=settings.scopes if settings.scopes is not None else self._scopes(operation),
             public=settings.noauth,
             validate=compile_validator(input_schema),
+            widget=self._widget(name, operation, settings.widget, response.output_schema, title, settings.where),
+            invoking=settings.invoking,
+            invoked=settings.invoked,
+            visibility=settings.visibility,
+        )
+
+    def _widget(self, tool: str, operation: Operation, settings: WidgetSettings | None,
+                output: Mapping[str, Any] | None, title: str | None, where: str) -> WidgetSpec | None:
+        """The mapping's widget, else the built-in one that fits the answer's schema (None: no widget).
+
+        Only a tool that promises an output schema gets one by itself: a mapping `select` reshapes the
+        answer, so the spec's schema no longer says what it looks like.
+        """
+        if settings is not None and not settings.enabled:
+            return None
+        # The spec's own schema, not the relaxed output schema, which keeps no scalar types to tell a list by.
+        shape = success_response_schema(operation) if output is not None else None
+        kind = settings.kind if settings is not None and settings.kind else widget_for_output(shape, self._resolve)
+        if kind is None:
+            if settings is not None:
+                self.warnings.append(Diagnostic(settings.where, f"tool {tool!r}: widget: the output schema does not "
+                                                "say whether the answer is a table, a card or a list (or there is "
+                                                "none), so the tool gets no widget; name one with `kind`"))
+            return None
+        default_title = title or tool
+        if settings is None:
+            return WidgetSpec(kind=kind, title=default_title, where=where)
+        return WidgetSpec(
+            kind=kind,
+            title=settings.title or default_title,
+            template=settings.template,
+            columns=settings.columns,
+            page_size=settings.page_size or 10,
+            actions=settings.actions,
+            row_action=settings.row_action,
+            description=settings.description,
+            prefers_border=settings.prefers_border if settings.prefers_border is not None else True,
+            where=settings.where,
         )
 
     def _scopes(self, operation: Operation) -> tuple[str, ...]:
@@ -366,6 +413,81 @@ def _object_part(schema: Any) -> bool:
         return not {"anyOf", "oneOf", "enum", "const", "items"} & schema.keys()
     kinds = set(kind) if isinstance(kind, list) else {kind}
     return "object" in kinds and kinds <= {"object", "null"}
+
+
+_SCALAR_TYPES = frozenset({"string", "number", "integer", "boolean"})
+_MAX_SHAPE_DEPTH = 16
+_WIDGET_FOR_SHAPE: Mapping[str, WidgetKind] = {"objects": "table", "object": "card", "scalars": "list"}
+
+
+def widget_for_output(schema: Any, resolve: Callable[[Any], Any] = lambda schema: schema) -> WidgetKind | None:
+    """The built-in widget for a response schema: array of objects -> table, object -> card, array of
+    scalars -> list; None when the schema is missing or its shape is mixed or unknown. `resolve` follows
+    a `$ref` (the spec's own schemas are not self-contained)."""
+    shape = _Shapes(resolve).shape(schema, 0)
+    return _WIDGET_FOR_SHAPE[shape] if shape is not None else None
+
+
+class _Shapes:
+    """The shape of a response: "object", "objects" (array of objects), "scalars", or None (mixed, unknown)."""
+
+    def __init__(self, resolve: Callable[[Any], Any]) -> None:
+        self.resolve = resolve
+
+    def shape(self, schema: Any, depth: int) -> str | None:
+        schema = self.resolve(schema)
+        if not isinstance(schema, Mapping) or depth > _MAX_SHAPE_DEPTH:
+            return None
+        alternatives = schema.get("anyOf") or schema.get("oneOf")
+        if isinstance(alternatives, list) and "type" not in schema:
+            shapes = {self.shape(alternative, depth + 1) for alternative in alternatives}
+            return shapes.pop() if len(shapes) == 1 else None
+        kinds = self.types(schema, depth)
+        if kinds == {"object"}:
+            return "object"
+        if kinds == {"array"}:
+            items = self.types(schema.get("items"), depth + 1)
+            if items == {"object"}:
+                return "objects"
+            if items and items <= _SCALAR_TYPES:
+                return "scalars"
+        return None
+
+    def types(self, schema: Any, depth: int) -> set[str]:
+        """The JSON types a schema allows, null left out; empty when it cannot tell."""
+        schema = self.resolve(schema)
+        if not isinstance(schema, Mapping) or depth > _MAX_SHAPE_DEPTH:
+            return set()
+        kind = schema.get("type")
+        if kind is not None:
+            found = set(kind) if isinstance(kind, list) else {kind}
+        elif "properties" in schema or "additionalProperties" in schema:
+            found = {"object"}
+        elif "items" in schema:
+            found = {"array"}
+        elif isinstance(schema.get("enum"), list) and schema["enum"]:
+            found = {_json_type(value) for value in schema["enum"]}
+        else:
+            found = set()
+        for part in schema.get("allOf", ()):
+            narrowed = self.types(part, depth + 1)
+            if narrowed:
+                found = found & narrowed if found else narrowed
+        alternatives = schema.get("anyOf") or schema.get("oneOf")
+        if isinstance(alternatives, list) and not found:
+            options = [self.types(alternative, depth + 1) for alternative in alternatives]
+            found = set().union(*options) if options and all(options) else set()
+        return found - {"null"}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return "object" if isinstance(value, dict) else "array" if isinstance(value, list) else "string"
 
 
 def legacy_output_schema(tool: ToolSpec) -> dict[str, Any] | None:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
+from gateway.mapping.model import WidgetAction, WidgetKind
 from gateway.spec.model import MediaType, Operation, Parameter
 
 BindingTarget = Literal["path", "query", "header", "cookie", "body", "body-property"]
@@ -80,6 +82,26 @@ class ResponsePlan:
 
 
 @dataclass(frozen=True, slots=True)
+class WidgetSpec:
+    """The widget that shows a tool's results, settings resolved; the HTML is built by `gateway.widgets`.
+
+    `template` is set for `custom` widgets only; `where` is the mapping line behind the widget (its
+    `widget:` entry, else the tool's), for problems found when the widgets are built.
+    """
+
+    kind: WidgetKind
+    title: str
+    template: Path | None = None
+    columns: tuple[str, ...] | None = None
+    page_size: int = 10
+    actions: tuple[WidgetAction, ...] = ()
+    row_action: int | None = None
+    description: str | None = None
+    prefers_border: bool = True
+    where: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ToolSpec:
     """One MCP tool generated from one operation."""
 
@@ -98,3 +120,7 @@ class ToolSpec:
     public: bool = False  # callable without a token ("noauth") when inbound auth is on
     validate: Callable[[Any], list[tuple[str, str]]] | None = field(default=None, compare=False, repr=False)
     """Compiled input validator: arguments -> [(JSON pointer, message)], empty when valid."""
+    widget: WidgetSpec | None = None
+    invoking: str | None = None  # status texts from the mapping; gateway.widgets generates them for widget tools
+    invoked: str | None = None
+    visibility: tuple[str, ...] | None = None  # ("model", "app") subset from the mapping; None: both

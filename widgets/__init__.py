@@ -1,0 +1,1 @@
+"""Built-in widgets (HTML templates and their shared runtime), shipped as package data."""
