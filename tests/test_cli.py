@@ -27,7 +27,7 @@ def test_init_writes_a_mapping_that_checks(tmp_path: Path):
     mapping.write_text(init.stdout)
     check = run("check", "--spec", str(SPEC), "--mapping", str(mapping))
     assert check.returncode == 0, check.stderr
-    assert "8 tools" in check.stdout  # every operation but the deprecated one
+    assert "9 tools" in check.stdout  # every operation but the deprecated one
 
 
 def test_check_reports_a_missing_operation_at_its_line(tmp_path: Path):
@@ -68,7 +68,7 @@ async def test_stdio_serves_one_client(petstore_backend):
     async with Client(params) as client:
         tools = (await client.list_tools()).tools
         result = await client.call_tool("get_inventory", {})
-    assert len(tools) == 8
+    assert len(tools) == 9
     assert not result.is_error and set(result.structured_content) == {"available", "pending", "sold"}
 
 

@@ -24,7 +24,7 @@ async def test_lists_mapped_tools_with_valid_schemas(gateway_url, legacy):
         assert client.protocol_version == ("2025-11-25" if legacy else "2026-07-28")
         tools = {t.name: t for t in (await client.list_tools()).tools}
     assert list(tools) == ["list_pets", "create_pet", "get_pet", "update_pet", "delete_pet", "upload_pet_photo",
-                           "place_order", "get_inventory"]
+                           "list_tags", "place_order", "get_inventory"]
     for tool in tools.values():
         jsonschema.Draft202012Validator.check_schema(tool.input_schema)
         assert tool.input_schema["type"] == "object"
@@ -125,4 +125,4 @@ async def test_health_endpoints(gateway_url):
     async with httpx2.AsyncClient() as http:
         assert (await http.get(f"{base}/healthz")).json() == {"status": "ok"}
         ready = await http.get(f"{base}/readyz")
-    assert ready.status_code == 200 and ready.json()["tools"] == 8
+    assert ready.status_code == 200 and ready.json()["tools"] == 9

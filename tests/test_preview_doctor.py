@@ -80,7 +80,7 @@ def test_doctor_passes_a_petstore_with_widgets(capsys, petstore_backend, widget_
     assert code == 0, "\n".join(out)
     assert not [line for line in out if line.startswith("FAIL")]
     assert lines(out, "warn", "public URL")  # http on loopback: not what ChatGPT can reach
-    assert lines(out, "ok", "initialize") and lines(out, "ok", "tools: 8 listed")
+    assert lines(out, "ok", "initialize") and lines(out, "ok", "tools: 9 listed")
     table = lines(out, "ok", "widget ui://widget/list_pets-")
     assert len(table) == 1 and MCP_APP_MIME in table[0]
     assert lines(out, "ok", "tool list_pets: shows ui://widget/list_pets-")
@@ -383,6 +383,20 @@ def test_preview_hosts_the_table_widget(browser, preview_url, mode):
         assert height > 250  # sized to the content (the default is 120px)
         path = preview.screenshot(f"table-{mode}.png")
         assert path.stat().st_size > 10_000
+        assert preview.problems == []
+
+
+@pytest.mark.parametrize("mode", ["mcp-apps", "openai"])
+def test_preview_hosts_the_card_and_list_widgets(browser, preview_url, mode):
+    with preview_page(browser, preview_url) as preview:
+        preview.call("get_inventory", mode=mode)
+        preview.widget.get_by_text("available").wait_for()  # a card of the inventory object
+        preview.screenshot(f"card-{mode}.png")
+        preview.call("list_tags", mode=mode)
+        items = preview.widget.locator("li")
+        items.first.wait_for()
+        assert items.all_inner_texts() == ["bird", "cat", "dog", "fish"]  # the backend's tags, as a list
+        preview.screenshot(f"list-{mode}.png")
         assert preview.problems == []
 
 

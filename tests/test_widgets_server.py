@@ -468,6 +468,7 @@ def test_widget_meta_joins_the_other_tool_meta() -> None:
 DESCRIPTIONS = {
     "table": "a sortable, paged table of the result, shown to the user (no need to repeat its rows).",
     "card": "a card with the result's fields, shown to the user (no need to repeat them).",
+    "list": "a list of the result's items, shown to the user (no need to repeat them).",
 }
 
 

@@ -119,6 +119,9 @@ def create_app(seed: bool = True, api_key: str | None = None) -> Starlette:
         return JSONResponse({"petId": int(request.path_params["pet_id"]),
                              "caption": form.get("caption") or "", "bytes": len(content)})
 
+    async def list_tags(request: Request) -> Response:
+        return JSONResponse(sorted({p["tag"] for p in store.pets.values() if p["tag"]}))
+
     async def place_order(request: Request) -> Response:
         form = await request.form()
         try:
@@ -154,6 +157,7 @@ def create_app(seed: bool = True, api_key: str | None = None) -> Starlette:
         Route("/api/pets/{pet_id:int}", update_pet, methods=["PUT"]),
         Route("/api/pets/{pet_id:int}", delete_pet, methods=["DELETE"]),
         Route("/api/pets/{pet_id:int}/photos", upload_photo, methods=["POST"]),
+        Route("/api/tags", list_tags, methods=["GET"]),
         Route("/api/store/orders", place_order, methods=["POST"]),
         Route("/api/store/inventory", inventory, methods=["GET"]),
         Route("/api/store/report", report, methods=["GET"]),
