@@ -77,7 +77,7 @@ class Redactor:
     """Cuts known secrets and recognisable credentials out of text.
 
     `secrets` are fixed values; each of `sources` is called on every use and yields values current at
-    that moment (a backend's cached tokens). `add()` and `add_source()` accept more at run time.
+    that moment (a backend's cached tokens). `add()` accepts more at run time.
     """
 
     def __init__(self, secrets: Iterable[str] = (), sources: Iterable[SecretSource] = ()) -> None:
@@ -87,9 +87,6 @@ class Redactor:
 
     def add(self, *secrets: str) -> None:
         self._forms = self._forms | _forms(secrets)
-
-    def add_source(self, source: SecretSource) -> None:
-        self._sources.append(source)
 
     def known(self, extra: Iterable[str] = ()) -> tuple[str, ...]:
         """Every known secret as it may appear in text (plain, percent-encoded, JSON-escaped), longest first."""

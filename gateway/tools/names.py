@@ -13,7 +13,6 @@ from collections.abc import Iterable
 
 from gateway.spec.model import Operation
 
-TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _NOT_TOOL_CHAR = re.compile(r"[^a-zA-Z0-9_-]+")
 _NOT_ARG_CHAR = re.compile(r"[^a-zA-Z0-9_.-]+")
 MAX_LENGTH = 64
