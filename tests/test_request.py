@@ -629,6 +629,43 @@ def test_text_binary_and_json_bodies(kind: Any, content_type: str, value: Any, c
     assert header(request, "Content-Type") == sent_type
 
 
+def xml_request(value: Any, schema: dict[str, Any] | None = None) -> UpstreamRequest:
+    plan = RequestPlan(
+        method="put",
+        path="/bucket",
+        bindings=(ArgumentBinding("body", "body", "body"),),
+        body=BodyPlan(MediaType("text/xml", schema), "text", required=True, flattened=False),
+    )
+    return build_request(plan, {"body": value})
+
+
+def test_object_bodies_are_written_as_xml() -> None:
+    import xml.etree.ElementTree as ET
+
+    request = xml_request({"CORSConfiguration": {"CORSRules": [
+        {"AllowedMethods": ["GET", "PUT"], "MaxAgeSeconds": 3000, "Note": "a < b & \"c\""},
+        {"AllowedMethods": ["DELETE"], "Skipped": None},
+    ]}})
+    assert header(request, "Content-Type") == "text/xml"
+    assert request.content.startswith(b"<?xml version='1.0' encoding='utf-8'?>")
+    root = ET.fromstring(request.content)  # well-formed, whatever the text held
+    assert root.tag == "CORSConfiguration"
+    rules = root.findall("CORSRules")
+    assert [[m.text for m in rule.findall("AllowedMethods")] for rule in rules] == [["GET", "PUT"], ["DELETE"]]
+    assert rules[0].findtext("MaxAgeSeconds") == "3000" and rules[0].findtext("Note") == 'a < b & "c"'
+    assert rules[1].find("Skipped") is None
+    assert ET.fromstring(xml_request({"a": 1, "b": True}, {"xml": {"name": "Pet"}}).content).tag == "Pet"
+    assert ET.fromstring(xml_request({"a": 1, "b": True}).content).findtext("b") == "true"
+    assert xml_request("<raw>kept</raw>").content == b"<raw>kept</raw>"  # text is sent as it is
+
+
+@pytest.mark.parametrize("value", [{"bad name": 1}, {"Root": {"a": "\x01"}}, [{"a": 1}, {"b": 2}]])
+def test_xml_bodies_refuse_what_xml_cannot_carry(value: Any) -> None:
+    with pytest.raises(ArgumentError) as info:
+        xml_request(value)
+    assert info.value.pointer.startswith("/body")
+
+
 def test_lone_surrogates_are_refused() -> None:
     with pytest.raises(ArgumentError) as info:
         build("/x/{id}", param("path", "simple", False, name="id"), id="\ud800")

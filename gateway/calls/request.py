@@ -35,8 +35,9 @@ repeat the key); an object property without an explicit `style` is sent as JSON 
 items that are objects. A multipart body has one part per property (arrays: one part per item);
 objects are `application/json` parts, strings whose schema says `format: binary`/`base64` (or
 `contentMediaType`/`contentEncoding`, or an encoding contentType that is neither text nor JSON)
-are file parts named after the property. Binary and text bodies take the argument's text as
-UTF-8: binary uploads carry text for now.
+are file parts named after the property. An object given for an XML body is written as XML (see
+`_xml`). Binary and other text bodies take the argument's text as UTF-8: binary uploads carry text
+for now.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
+from xml.etree import ElementTree
 
 from gateway.spec import pointer
 from gateway.spec.model import Encoding, Parameter, Schema
@@ -419,6 +421,8 @@ def _encode_body(plan: BodyPlan, value: Any, locate: _Locate) -> tuple[bytes, st
     with locate():
         if plan.kind == "json":
             return _utf8(_json(value)), content_type
+        if plan.kind == "text" and _is_xml_type(declared) and isinstance(value, Mapping | list):
+            return _xml(value, media.schema), content_type
         if plan.kind in ("text", "binary"):
             return _utf8(_text(value)), content_type
         if not isinstance(value, Mapping):
@@ -436,6 +440,54 @@ def _encode_body(plan: BodyPlan, value: Any, locate: _Locate) -> tuple[bytes, st
             parts += _parts(name, item, media.encoding.get(name), _property_schema(media.schema, name))
     base = content_type.split(";", 1)[0].strip()
     return _multipart(parts, base if base.lower().startswith("multipart/") else "multipart/form-data")
+
+
+# -- XML -------------------------------------------------------------------------------------------
+
+_XML_NAME = re.compile(r"^[A-Za-z_][\w.-]*(:[A-Za-z_][\w.-]*)?$")
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _is_xml_type(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media.endswith(("/xml", "+xml"))
+
+
+def _xml(value: Any, schema: Schema | None) -> bytes:
+    """An object body as XML: elements named after properties, arrays as repeated elements.
+
+    The root element is the object's only property when it has one (the shape AWS-style specs give XML
+    bodies: `{"CORSConfiguration": {...}}`), else the schema's `xml.name`, else `root`. Attributes and
+    namespaces are not written; ElementTree escapes all text.
+    """
+    if isinstance(value, Mapping) and len(value) == 1:
+        (name, content), = value.items()
+    else:
+        hint = schema.get("xml") if isinstance(schema, Mapping) else None
+        name = hint.get("name") if isinstance(hint, Mapping) and isinstance(hint.get("name"), str) else "root"
+        content = value
+    elements = _xml_elements(str(name), content)
+    if len(elements) != 1:
+        raise _Refused("an XML body needs exactly one root element")
+    return ElementTree.tostring(elements[0], encoding="utf-8", xml_declaration=True)
+
+
+def _xml_elements(name: str, value: Any) -> list[ElementTree.Element]:
+    if not _XML_NAME.fullmatch(name):
+        raise _Refused(f"{name!r} cannot be an XML element name")
+    if isinstance(value, list):
+        return [element for item in value if item is not None for element in _xml_elements(name, item)]
+    element = ElementTree.Element(name)
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if item is not None:
+                element.extend(_xml_elements(str(key), item))
+    else:
+        text = _text(value)
+        if _XML_FORBIDDEN.search(text):
+            raise _Refused("contains control characters that XML cannot carry")
+        element.text = text
+    return [element]
 
 
 def _property_schema(schema: Schema | None, name: str) -> Schema | None:
