@@ -1,4 +1,5 @@
 # Semantic Adapter Gateway: `gateway serve` in a small, non-root image.
+# Mount a folder with gateway.yaml (and the specs, mappings and secrets it names) at /config.
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -9,7 +10,6 @@ RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim
 COPY --from=build /install /usr/local
-COPY config /config
 RUN useradd --system --uid 10001 --no-create-home gateway
 USER 10001
 ENV PYTHONUNBUFFERED=1
