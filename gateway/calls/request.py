@@ -53,6 +53,7 @@ from typing import Any
 from urllib.parse import quote
 from xml.etree import ElementTree
 
+from gateway.media import is_json, is_xml
 from gateway.spec import pointer
 from gateway.spec.model import Encoding, Parameter, Schema
 from gateway.tools.model import ArgumentBinding, BodyPlan, RequestPlan
@@ -249,16 +250,11 @@ def _is_integer(schema: Any) -> bool:
     return kind == "array" and _is_integer(schema.get("items"))
 
 
-def _is_json_type(content_type: str) -> bool:
-    base = content_type.split(";", 1)[0].strip().lower()
-    return base in ("application/json", "text/json") or base.endswith("+json")
-
-
 def _content_text(parameter: Parameter | None, value: Any) -> str | None:
     """The text of a `content` parameter; None for a `schema` parameter."""
     if parameter is None or parameter.media_type is None:
         return None
-    if isinstance(value, str) and not _is_json_type(parameter.media_type):
+    if isinstance(value, str) and not is_json(parameter.media_type):
         return value
     return _json(value)
 
@@ -421,7 +417,7 @@ def _encode_body(plan: BodyPlan, value: Any, locate: _Locate) -> tuple[bytes, st
     with locate():
         if plan.kind == "json":
             return _utf8(_json(value)), content_type
-        if plan.kind == "text" and _is_xml_type(declared) and isinstance(value, Mapping | list):
+        if plan.kind == "text" and is_xml(declared) and isinstance(value, Mapping | list):
             return _xml(value, media.schema), content_type
         if plan.kind in ("text", "binary"):
             return _utf8(_text(value)), content_type
@@ -446,11 +442,6 @@ def _encode_body(plan: BodyPlan, value: Any, locate: _Locate) -> tuple[bytes, st
 
 _XML_NAME = re.compile(r"^[A-Za-z_][\w.-]*(:[A-Za-z_][\w.-]*)?$")
 _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
-def _is_xml_type(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media.endswith(("/xml", "+xml"))
 
 
 def _xml(value: Any, schema: Schema | None) -> bytes:
@@ -506,7 +497,7 @@ def _property_schema(schema: Schema | None, name: str) -> Schema | None:
 
 def _form_field(name: str, value: Any, encoding: Encoding | None, schema: Schema | None) -> list[str]:
     encoding = encoding or Encoding()
-    as_json = encoding.content_type is not None and _is_json_type(encoding.content_type)
+    as_json = encoding.content_type is not None and is_json(encoding.content_type)
     if encoding.style is None and (as_json or isinstance(value, Mapping)):
         value = _json(value)
     style = encoding.style or "form"
@@ -539,7 +530,7 @@ def _parts(name: str, value: Any, encoding: Encoding | None, schema: Schema | No
             ]
             parts.append((headers, _utf8(_text(item))))
         elif isinstance(item, Mapping | list | tuple):
-            json_type = declared if declared and _is_json_type(declared) else "application/json"
+            json_type = declared if declared and is_json(declared) else "application/json"
             parts.append(([("Content-Disposition", disposition), ("Content-Type", json_type)], _utf8(_json(item))))
         else:
             headers = [("Content-Disposition", disposition), *([("Content-Type", declared)] if declared else [])]
@@ -556,7 +547,7 @@ def _part_type(declared: str | None) -> str | None:
 
 
 def _is_file(schema: Schema | None, declared: str | None) -> bool:
-    if declared is not None and not _is_json_type(declared) and not declared.lower().startswith("text/"):
+    if declared is not None and not is_json(declared) and not declared.lower().startswith("text/"):
         return True
     if not isinstance(schema, Mapping):
         return False

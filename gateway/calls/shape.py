@@ -18,11 +18,12 @@ import jmespath
 import mcp_types as types
 
 from gateway.calls.forward import UpstreamResponse
+from gateway.media import essence, is_json, is_xml
 from gateway.tools.model import ToolSpec
 
 MAX_ERROR_DETAIL = 500
 MAX_TEXT = 100_000
-_JSON_SUFFIXES = ("/json", "+json", "/x-json", "/json-seq", "/x-ndjson")
+_JSON_SUFFIXES = ("/x-json", "/json-seq", "/x-ndjson")  # answers read as JSON beyond gateway.media.is_json
 WIDGET_DATA_META = "io.semantic-adapter-gateway/widgetData"
 """`_meta` key of the widget's data: MCP defines none, so the prefix is ours, as MCP asks."""
 
@@ -46,15 +47,15 @@ def _clip(text: str, limit: int) -> str:
 
 
 def _media_type(response: UpstreamResponse) -> str:
-    return response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return essence(response.headers.get("content-type", ""))
 
 
 def _is_json(media_type: str) -> bool:
-    return media_type.endswith(_JSON_SUFFIXES) or media_type == "application/json"
+    return is_json(media_type) or media_type.endswith(_JSON_SUFFIXES)
 
 
 def _is_text(media_type: str) -> bool:
-    return media_type.startswith("text/") or media_type.endswith(("/xml", "+xml", "/javascript", "/yaml"))
+    return media_type.startswith("text/") or is_xml(media_type) or media_type.endswith(("/javascript", "/yaml"))
 
 
 def backend_message(response: UpstreamResponse) -> str:

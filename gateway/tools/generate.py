@@ -22,6 +22,7 @@ from typing import Any
 from gateway.calls.validate import compile_validator
 from gateway.errors import ConfigError, Diagnostic
 from gateway.mapping import SelectedOperation, WidgetKind, WidgetSettings
+from gateway.media import essence, is_json, is_xml
 from gateway.spec import pointer
 from gateway.spec.model import ApiModel, MediaType, Operation, Parameter, RequestBody
 from gateway.tools import names
@@ -55,14 +56,14 @@ METHOD_ANNOTATIONS: Mapping[str, Mapping[str, bool]] = {
 
 
 def body_kind(content_type: str) -> BodyKind:
-    media = content_type.split(";", 1)[0].strip().lower()
-    if media in ("application/json", "*/*", "text/json") or media.endswith(("+json", "/json")):
+    media = essence(content_type)
+    if media == "*/*" or is_json(media):
         return "json"
     if media == "application/x-www-form-urlencoded":
         return "form"
     if media.startswith("multipart/"):
         return "multipart"
-    if media.startswith("text/") or media.endswith(("/xml", "+xml")):
+    if media.startswith("text/") or is_xml(media):
         return "text"
     return "binary"
 
