@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,19 @@ def shared_specs() -> Path:
     if not (SHARED_SPECS / "MANIFEST.tsv").exists():
         pytest.skip("the shared spec corpus (../shared/specs) is not available")
     return SHARED_SPECS
+
+
+def write_text(folder: Path, text: str, name: str) -> Path:
+    """`text` (dedented, leading newline dropped) written to `folder/name`."""
+    path = folder / name
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def line(path: Path, needle: str, occurrence: int = 1) -> str:
+    """`file:line` of the `occurrence`-th line of `path` containing `needle` (what errors must point at)."""
+    found = [n for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if needle in text]
+    return f"{path}:{found[occurrence - 1]}"
 
 
 def manifest(specs: Path) -> list[dict[str, str]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -10,18 +9,11 @@ import pytest
 from gateway.auth.settings import InboundAuth
 from gateway.config import BackendConfig, GatewayConfig, ServerSettings, config_from_args, load_config
 from gateway.errors import ConfigError
-from tests.conftest import ROOT
+from tests.conftest import ROOT, line, write_text
 
 
 def write(folder: Path, text: str, name: str = "gateway.yaml") -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return path
-
-
-def line(path: Path, needle: str, occurrence: int = 1) -> str:
-    found = [n for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if needle in text]
-    return f"{path}:{found[occurrence - 1]}"
+    return write_text(folder, text, name)
 
 
 def load_error(path: Path) -> str:

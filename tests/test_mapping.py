@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from gateway.mapping import (
 from gateway.mapping.load import compile_summary
 from gateway.spec.model import ApiModel, MediaType, Operation, Parameter, RequestBody
 from gateway.spec.pointer import join
-from tests.conftest import ROOT, manifest
+from tests.conftest import ROOT, line, manifest, write_text
 
 # -- a small hand-built API ---------------------------------------------------------------------------------
 
@@ -78,15 +77,7 @@ PETS = make_api(
 
 
 def write(tmp_path: Path, text: str, name: str = "mapping.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return path
-
-
-def line(path: Path, needle: str, occurrence: int = 1) -> str:
-    """`file:line` of the `occurrence`-th line of `path` containing `needle` (what errors must point at)."""
-    found = [n for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if needle in text]
-    return f"{path}:{found[occurrence - 1]}"
+    return write_text(tmp_path, text, name)
 
 
 def load_error(path: Path) -> str:
