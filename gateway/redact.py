@@ -83,15 +83,26 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = (), sources: Iterable[SecretSource] = ()) -> None:
         self._forms: frozenset[str] = frozenset()
         self._sources: list[SecretSource] = list(sources)
+        # known() runs for every call and every log line, while the sources' values change rarely (a token
+        # refresh): their forms are computed and sorted again only when those values change.
+        self._seen: frozenset[str] | None = None
+        self._all: frozenset[str] = frozenset()
+        self._ordered: tuple[str, ...] = ()
         self.add(*secrets)
 
     def add(self, *secrets: str) -> None:
         self._forms = self._forms | _forms(secrets)
+        self._seen = None
 
     def known(self, extra: Iterable[str] = ()) -> tuple[str, ...]:
         """Every known secret as it may appear in text (plain, percent-encoded, JSON-escaped), longest first."""
-        current = _forms(extra).union(*(_forms(source()) for source in self._sources))
-        return tuple(sorted(self._forms | current, key=len, reverse=True))
+        values = frozenset(value for source in self._sources for value in source())
+        if values != self._seen:
+            self._all = self._forms | _forms(values)
+            self._ordered = tuple(sorted(self._all, key=len, reverse=True))
+            self._seen = values
+        more = _forms(extra) - self._all
+        return tuple(sorted((*self._ordered, *more), key=len, reverse=True)) if more else self._ordered
 
     def redact(self, text: str, extra: Iterable[str] = ()) -> str:
         """`text` with known secrets (and `extra` ones) and recognisable credentials replaced by "[redacted]"."""
