@@ -29,6 +29,9 @@ def _add_source(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--required-scopes", metavar="A,B", help="scopes every request needs (comma-separated)")
     parser.add_argument("--no-auth", action="store_true",
                         help="serve without checking tokens (needed to listen beyond loopback without --auth-issuer)")
+    parser.add_argument("--discovery", choices=("flat", "search", "auto"),
+                        help="list every tool (flat), or serve search_tools + call_tool (search); auto (the "
+                             "default) searches above server.discovery.max_flat_tools (40)")
 
 
 def _config(args: argparse.Namespace) -> GatewayConfig:
@@ -41,6 +44,9 @@ def _config(args: argparse.Namespace) -> GatewayConfig:
         if host or port:
             server = replace(config.server, host=host or config.server.host, port=port or config.server.port)
             config = replace(config, server=server)
+        if args.discovery:
+            discovery = replace(config.server.discovery, mode=args.discovery)
+            config = replace(config, server=replace(config.server, discovery=discovery))
         return config
     if not args.spec:
         raise SystemExit("gateway: --spec (or --config) is required")
@@ -51,6 +57,7 @@ def _config(args: argparse.Namespace) -> GatewayConfig:
         auth_issuer=args.auth_issuer, resource_url=args.resource_url,
         required_scopes=tuple(s.strip() for s in scopes.split(",") if s.strip()) if scopes else (),
         no_auth=args.no_auth,
+        discovery=args.discovery,
     )
 
 
@@ -77,17 +84,27 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_tools(args: argparse.Namespace) -> int:
     from gateway.runtime import load_gateway
-    from gateway.server import descriptors_json, scope_policy
+    from gateway.server import EndpointTools, scope_policy
 
     gw = load_gateway(_config(args))
+    catalogs = {catalog.key: catalog for catalog in gw.catalogs}
+    if args.toolset is not None and args.toolset not in catalogs:
+        names = ", ".join(k for k in catalogs if k) or "none (the mapping defines no toolsets)"
+        raise SystemExit(f"gateway: no toolset {args.toolset!r}; the toolsets: {names}")
+    catalog = catalogs[args.toolset]
     if args.json:
-        descriptors = descriptors_json(gw.tools, legacy=args.legacy, security=scope_policy(gw), widgets=gw.widgets)
-        json.dump(descriptors, sys.stdout, indent=2, ensure_ascii=False)
+        served = EndpointTools.build(gw, catalog, scope_policy(gw, catalog), gw.widgets)
+        json.dump(served.listing_json(args.legacy), sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
         return 0
-    for tool in gw.tools.values():
+    listed = "every tool" if not catalog.search else \
+        f"search_tools, call_tool and {sum(t.pinned for t in catalog.tools.values())} pinned tools"
+    print(f"# {catalog.path}: {catalog.discovery.mode} discovery ({catalog.discovery.reason}); tools/list serves "
+          f"{listed}", file=sys.stderr)
+    for tool in catalog.tools.values():
         first_line = tool.description.splitlines()[0] if tool.description else ""
-        print(f"{tool.name:40} {tool.request.method:6} {tool.request.path}  {first_line[:60]}")
+        pin = "pinned " if catalog.search and tool.pinned else ""
+        print(f"{tool.name:40} {tool.request.method:6} {tool.request.path}  {pin}{first_line[:60]}")
     return 0
 
 
@@ -184,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source(p)
     p.add_argument("--json", action="store_true", help="print the descriptors exactly as tools/list serves them")
     p.add_argument("--legacy", action="store_true", help="with --json: as served to 2025-11-25 clients")
+    p.add_argument("--toolset", help="the tools of one toolset's endpoint (default: the endpoint serving every tool)")
     p.set_defaults(func=cmd_tools)
 
     p = sub.add_parser("serve", help="serve the tools over Streamable HTTP (or stdio)")

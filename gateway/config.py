@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from gateway.auth.secrets import resolve_secret
 from gateway.auth.settings import AuditSettings, InboundAuth, RateLimits, TlsSettings, UpstreamCredential
 from gateway.errors import ConfigError, Diagnostic
+from gateway.mapping.model import DiscoveryMode
 from gateway.yamlfile import FieldPath, Locator, config_error, load_yaml, validate
 
 _BACKEND_OPTIONS = ("upstream", "timeout_connect", "timeout_read", "max_connections", "tool_prefix", "max_concurrency")
@@ -37,6 +38,19 @@ class WidgetOptions:
     domain: str | None = None
     connect_domains: tuple[str, ...] = ()
     resource_domains: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoverySettings:
+    """`server.discovery`: how each endpoint's tools are found (docs/config.md).
+
+    `auto` lists the tools (flat) while an endpoint serves at most `max_flat_tools`, and serves the
+    search meta-tools above that: past a few dozen tools, models pick worse and the listing floods
+    their context.
+    """
+
+    mode: DiscoveryMode = "auto"
+    max_flat_tools: int = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +74,7 @@ class ServerSettings:
     rate_limits: RateLimits = field(default_factory=RateLimits)
     audit: AuditSettings = field(default_factory=AuditSettings)
     widgets: WidgetOptions = field(default_factory=WidgetOptions)
+    discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +122,7 @@ def config_from_args(
     resource_url: str | None = None,
     required_scopes: tuple[str, ...] = (),
     no_auth: bool = False,
+    discovery: str | None = None,
 ) -> GatewayConfig:
     """The config for a single backend named "default" given on the command line (paths relative to cwd).
 
@@ -125,6 +141,8 @@ def config_from_args(
                           **({"required_scopes": list(required_scopes)} if required_scopes else {})}
     elif no_auth:
         server["auth"] = {"mode": "none"}
+    if discovery is not None:
+        server["discovery"] = {"mode": discovery}
     data = {"version": 1, "server": server, "backends": [backend]}
     locate = _FlagLocator()
     validate(data, locate, "gateway")
@@ -188,6 +206,7 @@ def _build(data: Mapping[str, Any], locate: Locator, base: Path) -> GatewayConfi
     for key in ("connect_domains", "resource_domains"):
         widgets[key] = tuple(widgets.get(key, ()))
     server["widgets"] = WidgetOptions(**widgets)
+    server["discovery"] = DiscoverySettings(**server.get("discovery", {}))
     if problems:
         raise config_error(problems)
     return GatewayConfig(server=ServerSettings(**server), backends=tuple(backends))

@@ -6,6 +6,7 @@ built from the same files serve the same tools.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,12 +18,15 @@ from gateway.auth.tls import ssl_context
 from gateway.auth.upstream import build_provider
 from gateway.calls.forward import Backend, Timeouts
 from gateway.config import BackendConfig, GatewayConfig
+from gateway.discovery.catalog import Catalog, build_catalogs
+from gateway.discovery.toolsets import Toolset, resolve_toolsets
 from gateway.errors import ConfigError, Diagnostic
 from gateway.mapping import ToolMapping, default_mapping, load_mapping, select_operations
 from gateway.spec import ApiModel, load_spec
 from gateway.tools.generate import ToolGenerator
 from gateway.tools.model import ToolSpec
 from gateway.widgets import WidgetRegistry
+from gateway.yamlfile import config_error
 
 log = logging.getLogger("gateway.runtime")
 
@@ -44,6 +48,8 @@ class Gateway:
     backends: tuple[LoadedBackend, ...]
     tools: Mapping[str, ToolSpec]
     widgets: WidgetRegistry
+    catalogs: tuple[Catalog, ...] = ()
+    """The endpoints served: every tool at `server.path` first, then one per toolset."""
 
     @property
     def warnings(self) -> tuple[Diagnostic, ...]:
@@ -84,7 +90,26 @@ def load_gateway(config: GatewayConfig) -> Gateway:
         taken.update(t.name for t in item.tools)
         loaded.append(item)
     tools = {t.name: t for b in loaded for t in b.tools}
-    return Gateway(config, tuple(loaded), tools, WidgetRegistry.build(tools, config.server.widgets))
+    gw = Gateway(config, tuple(loaded), tools, WidgetRegistry.build(tools, config.server.widgets))
+    server = config.server
+    catalogs = build_catalogs(tools, _toolsets(gw.backends), path=server.path, name=gw.name,
+                              instructions=gw.instructions, settings=server.discovery)
+    return dataclasses.replace(gw, catalogs=catalogs)
+
+
+def _toolsets(backends: tuple[LoadedBackend, ...]) -> list[Toolset]:
+    """Every backend's toolsets; two backends may not serve toolsets of the same name."""
+    found: dict[str, Toolset] = {}
+    problems = []
+    for backend in backends:
+        for toolset in resolve_toolsets(backend.mapping, backend.tools):
+            earlier = found.setdefault(toolset.key, toolset)
+            if earlier is not toolset:
+                problems.append(Diagnostic(toolset.where, f"toolsets.{toolset.key}: another backend's mapping already "
+                                           f"serves a toolset of this name (at {earlier.where})"))
+    if problems:
+        raise config_error(problems)
+    return list(found.values())
 
 
 def upstream_url(backend: LoadedBackend) -> str:

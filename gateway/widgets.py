@@ -110,6 +110,13 @@ class WidgetRegistry:
     def __len__(self) -> int:
         return len(self.widgets)
 
+    def only(self, tools: Iterable[str]) -> WidgetRegistry:
+        """The widgets of the named tools: a toolset's endpoint serves its own."""
+        names = set(tools)
+        widgets = {name: widget for name, widget in self.widgets.items() if name in names}
+        documents = {uri: (w, mime) for uri, (w, mime) in self.documents.items() if w.tool in widgets}
+        return WidgetRegistry(widgets, self.called, documents)
+
     def tool_meta(self, tool: ToolSpec) -> dict[str, Any]:
         """The widget keys of a tool descriptor's `_meta` (empty for a plain tool)."""
         meta: dict[str, Any] = {}

@@ -62,12 +62,15 @@ class ScopePolicy:
 
     required: tuple[str, ...]
     tools: Mapping[str, tuple[str, ...] | None]
+    dispatcher: str | None = None
+    """Search mode's `call_tool`: a call of it needs the scopes of the tool named in its arguments."""
 
     @classmethod
-    def of(cls, required: Iterable[str], tools: Mapping[str, ToolSpec]) -> ScopePolicy:
+    def of(cls, required: Iterable[str], tools: Mapping[str, ToolSpec], dispatcher: str | None = None
+           ) -> ScopePolicy:
         required = tuple(required)
         return cls(required, {name: None if tool.public else _union(required, tool.scopes)
-                              for name, tool in tools.items()})
+                              for name, tool in tools.items()}, dispatcher)
 
     @property
     def open_discovery(self) -> bool:
@@ -82,6 +85,13 @@ class ScopePolicy:
         """The tool's `securitySchemes` as ChatGPT reads them from its descriptor."""
         scopes = self.tools[tool]
         return [{"type": "noauth"}] if scopes is None else [{"type": "oauth2", "scopes": list(scopes)}]
+
+    def permits(self, tool: str, identity: Identity) -> bool:
+        """Whether `identity` may call `tool` (search mode shows nobody a tool they cannot call)."""
+        if tool not in self.tools:
+            return False
+        scopes = self.tools[tool]
+        return scopes is None or (identity.token is not None and identity.scopes.issuperset(scopes))
 
     def needed(self, body: bytes) -> tuple[str, ...] | None:
         """The scopes a token needs for this request body, or None when no token is needed."""
@@ -100,6 +110,9 @@ class ScopePolicy:
         if isinstance(message, dict) and message.get("method") == "tools/call":
             params = message.get("params")
             name = params.get("name") if isinstance(params, dict) else None
+            if name is not None and name == self.dispatcher:
+                arguments = params.get("arguments")
+                name = arguments.get("name") if isinstance(arguments, dict) else None
             if isinstance(name, str) and name in self.tools:
                 return self.tools[name]
         return None if self.open_discovery else self.required
@@ -214,16 +227,20 @@ def _bearer_token(headers: Headers) -> str | None:
 class ResourceServer:
     """What inbound OAuth adds to the app: the guard on the MCP route and the protected-resource metadata."""
 
-    def __init__(self, auth: InboundAuth, policy: ScopePolicy, *, mcp_path: str, max_body: int, name: str) -> None:
-        self.verifier = TokenVerifier(auth)
+    def __init__(self, auth: InboundAuth, policy: ScopePolicy, *, mcp_path: str, max_body: int, name: str,
+                 verifier: TokenVerifier | None = None, resource_url: str | None = None) -> None:
+        """`verifier` may be shared by several endpoints; `resource_url` is this endpoint's (default: the
+        configured one)."""
+        self.verifier = verifier or TokenVerifier(auth)
         self.auth = auth
         self.policy = policy
         self.mcp_path = mcp_path
         self.max_body = max_body
         self.name = name
-        assert auth.resource_url is not None  # TokenVerifier has checked
-        self.resource_url = auth.resource_url
-        self.metadata_url = metadata_url(auth.resource_url)
+        resource_url = resource_url or auth.resource_url
+        assert resource_url is not None  # TokenVerifier has checked
+        self.resource_url = resource_url
+        self.metadata_url = metadata_url(resource_url)
 
     def guard(self, route: Route) -> Route:
         """`route` (the MCP endpoint) behind the token check; the body limit applies before the guard reads it."""
@@ -245,6 +262,3 @@ class ResourceServer:
 
         paths = {WELL_KNOWN, WELL_KNOWN + self.mcp_path.rstrip("/"), urlsplit(self.metadata_url).path}
         return [Route(path, metadata, methods=["GET"]) for path in sorted(paths)]
-
-    async def aclose(self) -> None:
-        await self.verifier.aclose()

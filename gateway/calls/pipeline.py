@@ -27,7 +27,7 @@ import mcp_types as types
 
 from gateway.auth.settings import ANONYMOUS, AuditSettings, Identity, Secret
 from gateway.calls.forward import Backend, UpstreamError
-from gateway.calls.limits import Busy, ConcurrencyCap, RateLimited, RateLimiter
+from gateway.calls.limits import Busy, ConcurrencyCap, RateLimiter
 from gateway.calls.request import ArgumentError, build_request
 from gateway.calls.shape import error_result, shape
 from gateway.calls.validate import describe
@@ -116,14 +116,29 @@ async def call_tool(
         return error_result(f"Tool {tool.name!r} failed with an internal error in the gateway (logged); "
                             "the arguments are not at fault and a retry will probably fail the same way.")
     finally:
-        line = {
-            "event": "tool_call", "subject": identity.subject, "client_id": identity.client_id, "tool": tool.name,
-            "backend": tool.backend, "outcome": audit.outcome, "upstream_status": audit.upstream_status,
-            "ms": round((time.perf_counter() - started) * 1000, 1),
-        }
-        if policy.audit.log_arguments:
-            line["arguments"] = _loggable(dict(arguments or {}), policy.redactor, extra)
-        audit_log.info(json.dumps(line, ensure_ascii=False, default=str))
+        write_audit("tool_call", identity, tool.name, audit.outcome, started, policy, arguments, extra,
+                    backend=tool.backend, upstream_status=audit.upstream_status)
+
+
+def write_audit(event: str, identity: Identity, tool: str, outcome: str, started: float, policy: CallPolicy,
+                arguments: Mapping[str, Any] | None, extra: Iterable[str] = (), **fields: Any) -> None:
+    """The one JSON audit line of a call (`tool_call`) or a search (`tool_search`)."""
+    line = {"event": event, "subject": identity.subject, "client_id": identity.client_id, "tool": tool, **fields,
+            "outcome": outcome, "ms": round((time.perf_counter() - started) * 1000, 1)}
+    if policy.audit.log_arguments:
+        line["arguments"] = _loggable(dict(arguments or {}), policy.redactor, extra)
+    audit_log.info(json.dumps(line, ensure_ascii=False, default=str))
+
+
+async def rate_limited(policy: CallPolicy, identity: Identity, tool: str) -> types.CallToolResult | None:
+    """The refusal when the caller is over a rate limit for `tool`, else None (counting this call)."""
+    if policy.limiter is None:
+        return None
+    refused = await policy.limiter.check(identity.who, tool)
+    if refused is None:
+        return None
+    result = error_result(f"Rate limit reached for tool {tool}: {refused.limit}; retry in {refused.retry_after} s.")
+    return result.model_copy(update={"meta": {RETRY_AFTER_META: refused.retry_after}})
 
 
 async def _call(
@@ -136,11 +151,9 @@ async def _call(
         audit.outcome = outcome
         return error_result(redactor.redact(text, extra))
 
-    if policy.limiter is not None:
-        refused = await policy.limiter.check(identity.who, tool.name)
-        if refused is not None:
-            audit.outcome = "rate_limited"
-            return _rate_limited(tool, refused)
+    if (refused := await rate_limited(policy, identity, tool.name)) is not None:
+        audit.outcome = "rate_limited"
+        return refused
     args = dict(arguments or {})
     for name, value in tool.request.defaults.items():
         args.setdefault(name, value)
@@ -179,12 +192,6 @@ async def _call(
     if not 200 <= response.status < 300:
         return failed("upstream_http_error", text)
     return failed("output_mismatch" if text.startswith(_OUTPUT_MISMATCH) else "upstream_bad_answer", text)
-
-
-def _rate_limited(tool: ToolSpec, refused: RateLimited) -> types.CallToolResult:
-    result = error_result(f"Rate limit reached for tool {tool.name}: {refused.limit}; "
-                          f"retry in {refused.retry_after} s.")
-    return result.model_copy(update={"meta": {RETRY_AFTER_META: refused.retry_after}})
 
 
 def _loggable(value: Any, redactor: Redactor, extra: Iterable[str], name: str = "") -> Any:

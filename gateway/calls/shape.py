@@ -1,8 +1,10 @@
 """Shaping: an upstream answer becomes a `CallToolResult` for the model and for widgets.
 
-JSON becomes `structuredContent` (after the mapping's selection and caps) plus a compact text
-copy; for a tool with a widget, `_meta` also carries the whole answer (selected, not capped), which
-reaches the widget only, never the model. Other text becomes text content; binary becomes an
+JSON becomes `structuredContent` (after the mapping's selection and caps) plus a compact text copy
+within the tool's text budget (a valid-JSON preview beyond it), so the model gets the data once and
+its context is not flooded. Only when `max_items` cut what the model sees does `_meta` also carry the
+whole answer for the tool's widget (it reaches the widget only, never the model); otherwise the widget
+reads `structuredContent`. Other text becomes text content; binary becomes an
 embedded resource. Failures (HTTP errors, invalid JSON, a body over the size cap, a result that
 breaks the advertised output schema) become `isError` results that say what happened, so the model
 can act on them.
@@ -99,8 +101,69 @@ def _http_error(tool: ToolSpec, response: UpstreamResponse) -> types.CallToolRes
 
 def _cap(value: Any, max_items: int | None) -> tuple[Any, str]:
     if max_items is not None and isinstance(value, list) and len(value) > max_items:
-        return value[:max_items], f" (first {max_items} of {len(value)} items)"
+        return value[:max_items], f"(first {max_items} of {len(value)} items)"
     return value, ""
+
+
+_PREVIEW_CHARS = (200, 60)  # strings in a preview are clipped to these lengths, the longer tried first
+
+
+def model_text(value: Any, budget: int, narrowing: tuple[str, ...] = ()) -> str:
+    """The JSON the model reads: all of `value` when it fits `budget` bytes, else a valid-JSON preview.
+
+    The preview keeps the first items of every list (as many as fit) with long strings clipped, and says
+    how large the answer is and which arguments page or filter it, so the model can ask for less.
+    `structuredContent` still carries the whole answer.
+    """
+    text = compact_json(value)
+    size = len(text.encode())
+    if size <= budget:
+        return text
+    total = len(value) if isinstance(value, list) else None
+    ask = f" To get less, use {', '.join(narrowing)}." if narrowing else ""
+    for chars in _PREVIEW_CHARS:
+        for items in _descending(_longest_list(value)):
+            sample = _sample(value, items, chars)
+            shown = f"the first {min(items, total)} of {total} items" if total is not None else \
+                f"at most {items} items of each list"
+            note = (f"The answer is {size:,} bytes, more than fits here; this preview shows {shown}, long texts "
+                    f"clipped. The complete answer is in the structured result.{ask}")
+            preview = compact_json({"truncated": True, "note": note, **({"count": total} if total else {}),
+                                    "preview": sample})
+            if len(preview.encode()) <= budget:
+                return preview
+    note = f"The answer is {size:,} bytes; its beginning is shown as text. The complete answer is in the " \
+           f"structured result.{ask}"
+    room = max(budget - len(note) - 64, 0) // 2  # escaping the JSON text as a string can double its size
+    beginning = text.encode()[:room].decode("utf-8", "ignore")
+    return compact_json({"truncated": True, "note": note, "preview_text": beginning})
+
+
+def _longest_list(value: Any) -> int:
+    if isinstance(value, list):
+        return max(len(value), *(_longest_list(v) for v in value)) if value else 0
+    if isinstance(value, dict):
+        return max((_longest_list(v) for v in value.values()), default=0)
+    return 0
+
+
+def _descending(n: int) -> list[int]:
+    """Item counts to try, largest first, halving: a few JSON encodings find one that fits."""
+    counts, n = [], max(n, 1)
+    while n > 1:
+        counts.append(n)
+        n //= 2
+    return [*counts, 1]
+
+
+def _sample(value: Any, items: int, chars: int) -> Any:
+    if isinstance(value, list):
+        return [_sample(v, items, chars) for v in value[:items]]
+    if isinstance(value, dict):
+        return {k: _sample(v, items, chars) for k, v in value.items()}
+    if isinstance(value, str) and len(value) > chars:
+        return value[:chars] + "…"
+    return value
 
 
 def _empty_value(schema: Any) -> Any:
@@ -128,16 +191,16 @@ def shape_json(tool: ToolSpec, value: Any, note: str, legacy: bool) -> types.Cal
                 f"The backend's answer does not match the tool's declared output schema at {pointer}: {message}. "
                 f"The answer was: {_clip(compact_json(value), 4000)}"
             )
-    text = compact_json(value)
-    if plan.summary is not None:
-        text = plan.summary(value) + "\n" + text
+    lines = [plan.summary(value)] if plan.summary is not None else []
+    lines += [line for line in (capped, note.strip()) if line]
+    lines.append(model_text(value, plan.max_text_bytes, plan.narrowing))
     structured = value
     if legacy and (plan.wrap or not isinstance(value, dict)):
         structured = {"result": value}
     elif value is None:
         structured = None if plan.output_schema is None else value
-    result = text_result(_clip(text, MAX_TEXT) + capped + note, structured=structured)
-    if tool.widget is not None:
+    result = text_result("\n".join(lines), structured=structured)
+    if tool.widget is not None and capped:  # the widget shows more than the model sees; else it reads structuredContent
         result = result.model_copy(update={"meta": {WIDGET_DATA_META: whole}})
     return result
 

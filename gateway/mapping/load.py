@@ -31,6 +31,8 @@ from gateway.mapping.model import (
     SummaryTemplate,
     ToolEntry,
     ToolMapping,
+    ToolsetEntry,
+    Toolsets,
     WidgetAction,
     WidgetSettings,
 )
@@ -77,12 +79,31 @@ class _Reader:
                 exclude=self.rules(select.get("exclude", []), "exclude"),
             ),
             tools=tools,
+            toolsets=self.toolsets(data.get("toolsets", {})),
         )
 
-    def rules(self, rules: list[Mapping[str, str]], kind: str) -> tuple[SelectRule, ...]:
+    def toolsets(self, data: Mapping[str, Any]) -> Toolsets:
+        entries = tuple(
+            ToolsetEntry(
+                key=key,
+                where=self.locate(("toolsets", key)),
+                include=self.rules(entry["include"], "include", ("toolsets", key)),
+                exclude=self.rules(entry.get("exclude", []), "exclude", ("toolsets", key)),
+                name=entry.get("name"),
+                instructions=entry.get("instructions"),
+                discovery=entry.get("discovery"),
+            )
+            for key, entry in data.items() if key != "from_tags"
+        )
+        if not data.get("from_tags", False):
+            return Toolsets(entries)
+        return Toolsets(entries, from_tags=True, where=self.locate(("toolsets", "from_tags")))
+
+    def rules(self, rules: list[Mapping[str, str]], kind: str, within: FieldPath = ("select",)
+              ) -> tuple[SelectRule, ...]:
         return tuple(
             SelectRule(
-                where=self.locate(("select", kind, index)),
+                where=self.locate((*within, kind, index)),
                 operation_id=rule.get("operationId"),
                 tag=rule.get("tag"),
                 method=rule["method"].lower() if "method" in rule else None,
@@ -113,6 +134,8 @@ class _Reader:
             invoking=entry.get("invoking"),
             invoked=entry.get("invoked"),
             visibility=tuple(entry["visibility"]) if "visibility" in entry else None,
+            pinned=entry.get("pinned", False),
+            keywords=tuple(entry.get("keywords", ())),
         )
 
     def parameter(self, path: FieldPath, settings: Mapping[str, Any]) -> ParameterSettings:

@@ -39,6 +39,7 @@ class Defaults:
     timeout: float | None = None
     max_response_bytes: int = 1_000_000
     include_deprecated: bool = False
+    max_text_bytes: int = 16_384
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +193,36 @@ class ToolEntry:
     invoking: str | None = None
     invoked: str | None = None
     visibility: tuple[str, ...] | None = None  # subset of ("model", "app"); None: both
+    pinned: bool = False
+    keywords: tuple[str, ...] = ()
+
+
+DiscoveryMode = Literal["flat", "search", "auto"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolsetEntry:
+    """One `toolsets:` entry as written: the served tools its rules match, at `<server path>/<key>`.
+
+    `discovery` None takes the gateway's `server.discovery.mode`.
+    """
+
+    key: str
+    where: str
+    include: tuple[SelectRule, ...]
+    exclude: tuple[SelectRule, ...] = ()
+    name: str | None = None
+    instructions: str | None = None
+    discovery: DiscoveryMode | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Toolsets:
+    """`toolsets:`: the named entries, and whether each tag also makes one (`from_tags`, at `where`)."""
+
+    entries: tuple[ToolsetEntry, ...] = ()
+    from_tags: bool = False
+    where: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +235,7 @@ class ToolMapping:
     defaults: Defaults = Defaults()
     select: Selection = Selection()
     tools: tuple[ToolEntry, ...] = ()
+    toolsets: Toolsets = Toolsets()
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +261,9 @@ class ToolSettings:
     invoking: str | None = None
     invoked: str | None = None
     visibility: tuple[str, ...] | None = None
+    pinned: bool = False
+    keywords: tuple[str, ...] = ()
+    max_text_bytes: int = 16_384
 
 
 @dataclass(frozen=True, slots=True)

@@ -269,7 +269,8 @@ def _unselected_entries(
 def _settings(mapping: ToolMapping, entry: ToolEntry | None, where: str) -> ToolSettings:
     defaults = mapping.defaults
     if entry is None:
-        return ToolSettings(where=where, timeout=defaults.timeout, max_response_bytes=defaults.max_response_bytes)
+        return ToolSettings(where=where, timeout=defaults.timeout, max_response_bytes=defaults.max_response_bytes,
+                            max_text_bytes=defaults.max_text_bytes)
     return ToolSettings(
         where=entry.where,
         name=entry.name,
@@ -286,4 +287,7 @@ def _settings(mapping: ToolMapping, entry: ToolEntry | None, where: str) -> Tool
         invoking=entry.invoking,
         invoked=entry.invoked,
         visibility=entry.visibility,
+        pinned=entry.pinned,
+        keywords=entry.keywords,
+        max_text_bytes=defaults.max_text_bytes,
     )

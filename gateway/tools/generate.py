@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -112,6 +112,26 @@ def describe(operation: Operation, override: str | None) -> str:
     if operation.deprecated:
         text = "(Deprecated) " + text
     return text
+
+
+_NARROWING_WORDS = frozenset({
+    "page", "per", "limit", "offset", "cursor", "marker", "after", "before", "skip", "top", "max", "size",
+    "since", "until", "next", "token", "filter", "q", "query", "search", "fields", "select", "status", "state",
+})
+
+
+def narrowing_arguments(bindings: Sequence[ArgumentBinding]) -> tuple[str, ...]:
+    """Query arguments that page or filter an answer (`per_page`, `$top`, `q`, `filter`, `pageToken`...).
+
+    A preview of an answer too large for the model's text names them, so the model can ask for less.
+    """
+    found = []
+    for binding in bindings:
+        if binding.target == "query":
+            words = re.findall(r"[a-z]+", re.sub(r"([a-z])([A-Z])", r"\1 \2", binding.wire_name).lower())
+            if _NARROWING_WORDS.intersection(words):
+                found.append(binding.argument)
+    return tuple(found)
 
 
 def split_qualifier(path: str) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -231,7 +251,7 @@ class ToolGenerator:
         accept = "" if any(p.location == "header" and p.name.lower() == "accept" for p in params) \
             else accept_header(operation)
         request = RequestPlan(method, path, tuple(bindings), body_plan, fixed_query, constants, defaults, accept)
-        response = self._response(operation, settings)
+        response = self._response(operation, settings, narrowing_arguments(bindings))
         annotations = {**METHOD_ANNOTATIONS.get(operation.method, {"openWorldHint": True}),
                        **(settings.annotations or {})}
         title = settings.title or operation.summary.strip().rstrip(".")[:80] or None
@@ -253,6 +273,8 @@ class ToolGenerator:
             invoking=settings.invoking,
             invoked=settings.invoked,
             visibility=settings.visibility,
+            pinned=settings.pinned,
+            keywords=settings.keywords,
         )
 
     def _widget(self, tool: str, operation: Operation, settings: WidgetSettings | None,
@@ -383,7 +405,7 @@ class ToolGenerator:
         resolved = self._resolve(schema)
         return isinstance(resolved, Mapping) and resolved.get("readOnly") is True
 
-    def _response(self, operation: Operation, settings: Any) -> ResponsePlan:
+    def _response(self, operation: Operation, settings: Any, narrowing: tuple[str, ...]) -> ResponsePlan:
         response = settings.response
         select = response.select if response else None
         # A mapping `select` reshapes the answer, so the spec's response schema no longer describes it.
@@ -399,6 +421,8 @@ class ToolGenerator:
             max_items=response.max_items if response else None,
             summary=response.render_summary if response and response.summary else None,
             max_bytes=settings.max_response_bytes,
+            max_text_bytes=settings.max_text_bytes,
+            narrowing=narrowing,
             check=compile_validator(output) if output is not None else None,
         )
 

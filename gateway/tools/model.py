@@ -77,6 +77,8 @@ class ResponsePlan:
     max_items: int | None = None
     summary: Callable[[Any], str] | None = None  # renders the mapping's summary template over the result
     max_bytes: int = 1_000_000
+    max_text_bytes: int = 16_384  # budget of the model-facing text; a larger JSON answer is previewed
+    narrowing: tuple[str, ...] = ()  # arguments that page or filter the answer, named in a preview's note
     check: Callable[[Any], list[tuple[str, str]]] | None = field(default=None, compare=False, repr=False)
     """Compiled validator of `output_schema` (the modern, unwrapped form)."""
 
@@ -124,3 +126,5 @@ class ToolSpec:
     invoking: str | None = None  # status texts from the mapping; gateway.widgets generates them for widget tools
     invoked: str | None = None
     visibility: tuple[str, ...] | None = None  # ("model", "app") subset from the mapping; None: both
+    pinned: bool = False  # search mode: listed beside the meta-tools
+    keywords: tuple[str, ...] = ()  # search mode: the mapping's extra words that find the tool
