@@ -8,7 +8,6 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 
 from gateway.config import GatewayConfig, config_from_args, load_config
 from gateway.errors import GatewayError
@@ -39,15 +38,8 @@ def _config(args: argparse.Namespace) -> GatewayConfig:
         flags = ("spec", "mapping", "upstream", "auth_issuer", "resource_url", "required_scopes", "no_auth")
         if any(getattr(args, flag) for flag in flags):
             raise SystemExit("gateway: with --config, give the backends and auth settings in the file")
-        config = load_config(args.config)
-        host, port = getattr(args, "host", None), getattr(args, "port", None)
-        if host or port:
-            server = replace(config.server, host=host or config.server.host, port=port or config.server.port)
-            config = replace(config, server=server)
-        if args.discovery:
-            discovery = replace(config.server.discovery, mode=args.discovery)
-            config = replace(config, server=replace(config.server, discovery=discovery))
-        return config
+        return load_config(args.config, host=getattr(args, "host", None), port=getattr(args, "port", None),
+                           discovery=args.discovery)
     if not args.spec:
         raise SystemExit("gateway: --spec (or --config) is required")
     scopes = args.required_scopes

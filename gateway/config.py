@@ -105,10 +105,22 @@ class GatewayConfig:
     backends: tuple[BackendConfig, ...]
 
 
-def load_config(path: str | Path) -> GatewayConfig:
-    """Load and check a gateway config file; raises `ConfigError` listing every problem at file:line."""
+def load_config(path: str | Path, *, host: str | None = None, port: int | None = None,
+                discovery: str | None = None) -> GatewayConfig:
+    """Load and check a gateway config file; raises `ConfigError` listing every problem at file:line.
+
+    `host`, `port` and `discovery` (command-line flags) replace the file's `server` values before anything
+    is checked, so a flag cannot bypass a check (`--host 0.0.0.0` still needs `server.auth`).
+    """
     data, locate = load_yaml(path)
     validate(data, locate, "gateway")
+    if host is not None or port is not None or discovery is not None:
+        server = dict(data.get("server", {}))
+        server.update({key: value for key, value in (("host", host), ("port", port)) if value is not None})
+        if discovery is not None:
+            server["discovery"] = {**server.get("discovery", {}), "mode": discovery}
+        data = {**data, "server": server}
+        validate(data, locate, "gateway")
     return _build(data, locate, Path(path).absolute().parent)
 
 

@@ -78,3 +78,11 @@ def test_mapping_values_must_fit_the_parameter_schema(tmp_path: Path):
     check = run("check", "--spec", str(SPEC), "--mapping", str(mapping))
     assert check.returncode == 2
     assert f"{mapping}:5" in check.stderr and "limit" in check.stderr and "500" in check.stderr
+
+
+def test_a_host_flag_cannot_bypass_the_auth_check_of_a_config_file(tmp_path: Path):
+    config = tmp_path / "gateway.yaml"
+    config.write_text(f"version: 1\nbackends:\n  - {{name: p, spec: {SPEC}, upstream: 'http://127.0.0.1:1'}}\n")
+    served = run("serve", "--config", str(config), "--host", "0.0.0.0", "--port", "1")
+    assert served.returncode == 2
+    assert f"{config}:1: server.auth: the gateway listens on 0.0.0.0" in served.stderr
