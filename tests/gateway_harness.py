@@ -16,13 +16,14 @@ from tests.conftest import ServerThread
 
 @contextlib.contextmanager
 def running_gateway(spec: str, upstream: str, mapping: str | None = None, *,
-                    configure: Callable[[GatewayConfig], GatewayConfig] | None = None
-                    ) -> Iterator[tuple[Gateway, str]]:
+                    configure: Callable[[GatewayConfig], GatewayConfig] | None = None,
+                    discovery: str | None = None) -> Iterator[tuple[Gateway, str]]:
     """Load the gateway for `spec` and serve it; yields (gateway, MCP URL).
 
-    `configure` changes the command-line config before loading (rate limits, audit, backend settings).
+    `configure` changes the command-line config before loading (rate limits, audit, backend settings);
+    `discovery` is `--discovery` (flat lists every tool, whatever the API's size).
     """
-    config = config_from_args(spec=spec, mapping=mapping, upstream=upstream)
+    config = config_from_args(spec=spec, mapping=mapping, upstream=upstream, discovery=discovery)
     if configure is not None:
         config = configure(config)
     gw = load_gateway(config)

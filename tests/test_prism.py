@@ -315,7 +315,7 @@ async def test_every_request_passes_prism(spec: str, legacy: bool, shared_specs:
     credentials = DummyCredentials.for_document(load_document(path))
     with running_prism(prism, path, tmp_path / "prism.log") as oracle_url:
         proxy = RecordingProxy(oracle_url, credentials)
-        with ServerThread(proxy) as upstream, running_gateway(str(path), upstream.url) as (_, url):
+        with ServerThread(proxy) as upstream, running_gateway(str(path), upstream.url, discovery="flat") as (_, url):
             outcomes = await call_every_tool(url, proxy, legacy)
 
     print(f"\n{spec}{' (2025-11-25 client)' if legacy else ''}: {len(outcomes)} tools called")
