@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import logging
-import platform
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import httpx2
 from mcp import Client
+from report import machine_text_short, write_section
 
 from adapters.devauth.server import ServerThread
 from gateway.config import config_from_args
@@ -112,24 +112,11 @@ def main() -> None:
     logging.disable(logging.WARNING)
     queries = [json.loads(line) for line in args.queries.read_text(encoding="utf-8").splitlines() if line.strip()]
     lines = asyncio.run(run(queries, args.specs))
-    machine = f"{platform.node() or 'this machine'}: {platform.machine()}, Python {platform.python_version()}"
-    text = "\n".join([f"Measured {date.today()} on {machine}, {len(queries)} requests from {args.queries.name}.",
-                      "", *lines])
+    text = "\n".join([f"Measured {date.today()}, {len(queries)} requests from {args.queries.name}, on:", "",
+                      machine_text_short(), "", *lines])
     print(text)
     if args.write_results:
         write_section(ROOT / "bench" / "RESULTS.md", "Tool search", text)
-
-
-def write_section(path: Path, title: str, body: str) -> None:
-    """Replace (or add) the `## title` section of a results file, leaving the other sections as they are."""
-    start, end = f"<!-- {title}: start -->", f"<!-- {title}: end -->"
-    section = f"{start}\n## {title}\n\n{body}\n{end}"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    if start in text and end in text:
-        text = text[:text.index(start)] + section + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -233,6 +233,12 @@ def machine(gateway_python: str, fastmcp_python: str, nginx: str, wrk: str) -> d
     }
 
 
+def machine_text_short() -> str:
+    """The machine without the load-test tools (for benchmarks that run none)."""
+    return (f"- CPU: {_cpu_model()}, {os.cpu_count()} cores; memory {round(_mem_total_gb(), 1)} GB; "
+            f"{platform.system()} {platform.release()}; Python {platform.python_version()}")
+
+
 def machine_text(info: dict[str, Any]) -> str:
     def versions(venv: dict[str, Any]) -> str:
         return ", ".join(f"{name} {value}" for name, value in venv.items() if value)
@@ -243,3 +249,16 @@ def machine_text(info: dict[str, Any]) -> str:
         f"- FastMCP venv: {versions(info['fastmcp_venv'])}",
         f"- {info['nginx']}; {info['wrk'].split(' Copyright')[0]}; harness Python {info['harness_python']}",
     ])
+
+
+def write_section(path: Path, title: str, body: str) -> None:
+    """Replace (or add) the `## title` section of RESULTS.md between its markers, keeping the other sections
+    (bench/run.py and bench/discovery.py each write their own)."""
+    start, end = f"<!-- {title}: start -->", f"<!-- {title}: end -->"
+    section = f"{start}\n## {title}\n\n{body}\n{end}"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    if start in text and end in text:
+        text = text[:text.index(start)] + section + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text, encoding="utf-8")

@@ -33,7 +33,7 @@ from typing import NoReturn
 from backend import SPEC_PATH, start_nginx, write_spec
 from loadgen import RunResult, Scenario, Target, run
 from processes import Processes, Server, StartError, free_port, mcp_request, tools_listed, tree_peak_rss_mb, wait_until
-from report import ROWS, SCENARIOS, RowResult, figure_values, machine, machine_text, markdown_table
+from report import ROWS, SCENARIOS, RowResult, figure_values, machine, machine_text, markdown_table, write_section
 
 BENCH = Path(__file__).resolve().parent
 CHECKOUT = BENCH.parent
@@ -323,19 +323,6 @@ def write_outputs(args: argparse.Namespace, info: dict[str, object], results: di
                 f"round(s)). What each figure means: [README.md](README.md).\n\n{machine_text(info)}\n\n{table}\n")
         write_section(BENCH / "RESULTS.md", RESULTS_SECTION, body)
         say(f"wrote the {RESULTS_SECTION!r} section of {BENCH / 'RESULTS.md'}")
-
-
-def write_section(path: Path, title: str, body: str) -> None:
-    """Replace (or add) our `## title` section of RESULTS.md between its markers, keeping the other sections
-    (bench/discovery.py writes its own there)."""
-    start, end = f"<!-- {title}: start -->", f"<!-- {title}: end -->"
-    section = f"{start}\n## {title}\n\n{body}\n{end}"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    if start in text and end in text:
-        text = text[:text.index(start)] + section + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
