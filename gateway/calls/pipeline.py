@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import time
 import traceback
@@ -29,7 +28,7 @@ from gateway.auth.settings import ANONYMOUS, AuditSettings, Identity, Secret
 from gateway.calls.forward import Backend, UpstreamError
 from gateway.calls.limits import Busy, ConcurrencyCap, RateLimiter
 from gateway.calls.request import ArgumentError, build_request
-from gateway.calls.shape import error_result, shape
+from gateway.calls.shape import compact_json, error_result, shape
 from gateway.calls.validate import describe
 from gateway.config import GatewayConfig
 from gateway.redact import REDACTED, Redactor, looks_secret
@@ -127,7 +126,7 @@ def write_audit(event: str, identity: Identity, tool: str, outcome: str, started
             "outcome": outcome, "ms": round((time.perf_counter() - started) * 1000, 1)}
     if policy.audit.log_arguments:
         line["arguments"] = _loggable(dict(arguments or {}), policy.redactor, extra)
-    audit_log.info(json.dumps(line, ensure_ascii=False, default=str))
+    audit_log.info(compact_json(line))
 
 
 async def rate_limited(policy: CallPolicy, identity: Identity, tool: str) -> types.CallToolResult | None:
