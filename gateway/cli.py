@@ -76,7 +76,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_tools(args: argparse.Namespace) -> int:
     from gateway.runtime import load_gateway
-    from gateway.server import EndpointTools, scope_policy
+    from gateway.server import scope_policy
+    from gateway.serving.endpoint import EndpointTools
 
     gw = load_gateway(_config(args))
     catalogs = {catalog.key: catalog for catalog in gw.catalogs}

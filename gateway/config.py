@@ -75,6 +75,7 @@ class ServerSettings:
     audit: AuditSettings = field(default_factory=AuditSettings)
     widgets: WidgetOptions = field(default_factory=WidgetOptions)
     discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
+    fast_path: bool = True  # stateless JSON tools/call, tools/list and ping served without the SDK's dispatcher
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,10 @@
-"""Serving: the MCP server (official SDK, low-level `Server`) over Streamable HTTP or stdio.
+"""The ASGI app: every catalog's MCP endpoint (the SDK's Streamable HTTP app behind the fast path, the
+bearer-token guard in front), the protected-resource metadata, `/healthz` and `/readyz`; and stdio.
 
-Tool descriptors and both `tools/list` answers (one per protocol era) are built once at start-up.
-Clients of 2026-07-28 get output schemas as they are; older clients, whose `structuredContent`
-must be an object, get non-object results wrapped as `{"result": ...}` with a matching schema.
-Tools with a widget point at it in their `_meta`; the widgets are served as resources (gateway.widgets).
+Tool descriptors and both `tools/list` answers (one per protocol era) are built once at start-up
+(`gateway.serving.endpoint`). Clients of 2026-07-28 get output schemas as they are; older clients, whose
+`structuredContent` must be an object, get non-object results wrapped as `{"result": ...}` with a
+matching schema. Tools with a widget point at it in their `_meta`; the widgets are served as resources.
 """
 
 from __future__ import annotations
@@ -11,145 +12,38 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import mcp_types as types
 from mcp.server import Server
 from mcp.server.transport_security import TransportSecuritySettings
-from mcp.shared.exceptions import MCPError
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-import gateway
-from gateway.auth.http import ResourceServer, ScopePolicy, current_identity
+from gateway.auth.http import ResourceServer, ScopePolicy
 from gateway.auth.inbound import TokenVerifier
-from gateway.auth.settings import Identity, InboundAuth
+from gateway.auth.settings import InboundAuth
 from gateway.calls.forward import Backend
-from gateway.calls.pipeline import CallPolicy, build_policy, call_tool, rate_limited, write_audit
+from gateway.calls.pipeline import CallPolicy, build_policy
 from gateway.config import ServerSettings
-from gateway.discovery.catalog import CALL_TOOL, SEARCH_TOOL, Catalog
-from gateway.discovery.metatools import MetaTools
+from gateway.discovery.catalog import CALL_TOOL, Catalog
 from gateway.redact import install_log_redaction
 from gateway.runtime import Gateway, open_backends
-from gateway.tools.generate import legacy_output_schema
-from gateway.tools.model import ToolSpec
-from gateway.widgets import MCP_APP_MIME, UI_EXTENSION, WidgetRegistry
+from gateway.serving.endpoint import Endpoint, EndpointTools
+from gateway.serving.fast import FastPath
+from gateway.serving.sdk import sdk_server
+from gateway.widgets import WidgetRegistry
 
 log = logging.getLogger("gateway.server")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def descriptor(tool: ToolSpec, *, legacy: bool, security: ScopePolicy | None = None,
-               widgets: WidgetRegistry | None = None) -> types.Tool:
-    """The tool as `tools/list` serves it.
-
-    With inbound auth (`security`), `_meta.securitySchemes` says whether the tool needs sign-in and which
-    scopes (ChatGPT reads it). Only `_meta` carries it: the SDK serialises results through each protocol
-    version's wire models, which drop unknown top-level Tool fields, so a top-level copy would never arrive.
-    `widgets` adds the widget keys (`ui`, `openai/outputTemplate`, ...); without it, only those the
-    mapping states for the tool itself (visibility, status texts).
-    """
-    output = legacy_output_schema(tool) if legacy else tool.response.output_schema
-    meta = {**tool.meta, **(widgets or WidgetRegistry()).tool_meta(tool)}
-    if security is not None:
-        meta["securitySchemes"] = security.security_schemes(tool.name)
-    return types.Tool(
-        name=tool.name,
-        title=tool.title,
-        description=tool.description,
-        input_schema=dict(tool.input_schema),
-        output_schema=dict(output) if output is not None else None,
-        annotations=types.ToolAnnotations(
-            title=tool.title,
-            read_only_hint=tool.annotations.get("readOnlyHint"),
-            destructive_hint=tool.annotations.get("destructiveHint"),
-            idempotent_hint=tool.annotations.get("idempotentHint"),
-            open_world_hint=tool.annotations.get("openWorldHint"),
-        ),
-        _meta=meta or None,
-    )
-
-
-def descriptors_json(tools: Mapping[str, ToolSpec], *, legacy: bool = False, security: ScopePolicy | None = None,
-                     widgets: WidgetRegistry | None = None) -> list[dict[str, Any]]:
-    """The descriptors exactly as they go on the wire (`gateway tools --json`).
-
-    Without `widgets`, those of a server with the default `server.widgets` settings.
-    """
-    widgets = widgets if widgets is not None else WidgetRegistry.build(tools)
-    return [descriptor(t, legacy=legacy, security=security, widgets=widgets)
-            .model_dump(by_alias=True, mode="json", exclude_none=True) for t in tools.values()]
-
-
-def served_tools(gw: Gateway, widgets: WidgetRegistry) -> dict[str, ToolSpec]:
-    """The tools as served: a tool whose widget is not served (widgets turned off) is served as a plain tool."""
-    return {name: tool if tool.widget is None or name in widgets.widgets else dataclasses.replace(tool, widget=None)
-            for name, tool in gw.tools.items()}
-
-
-def meta_security_schemes(security: ScopePolicy) -> dict[str, list[dict[str, Any]]]:
-    """The meta-tools' `securitySchemes`: sign-in optional where some tool is public, else needed."""
-    schemes = [{"type": "oauth2", "scopes": list(security.required)}]
-    if security.open_discovery:
-        schemes.insert(0, {"type": "noauth"})
-    return {SEARCH_TOOL: schemes, CALL_TOOL: schemes}
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class EndpointTools:
-    """What one endpoint serves of its tools, built once: the tools, both eras' `tools/list`, the meta-tools."""
-
-    catalog: Catalog
-    widgets: WidgetRegistry
-    listings: Mapping[bool, types.ListToolsResult]  # legacy (2025-11-25) -> answer
-    meta: MetaTools | None = None
-
-    @property
-    def tools(self) -> Mapping[str, ToolSpec]:
-        return self.catalog.tools
-
-    @classmethod
-    def build(cls, gw: Gateway, catalog: Catalog, security: ScopePolicy | None, widgets: WidgetRegistry
-              ) -> EndpointTools:
-        """`catalog`'s tools are taken from `gw.tools` as served (the gateway's tools may have been replaced)."""
-        widgets = widgets.only(catalog.tools)
-        every = served_tools(gw, widgets)
-        tools = {name: every[name] for name in catalog.tools}
-        catalog = dataclasses.replace(catalog, tools=tools)
-        descriptors = {legacy: {name: descriptor(t, legacy=legacy, security=security, widgets=widgets)
-                                for name, t in tools.items()} for legacy in (False, True)}
-        meta = None
-        if catalog.search:
-            wire = {legacy: {name: d.model_dump(by_alias=True, mode="json", exclude_none=True)
-                             for name, d in found.items()} for legacy, found in descriptors.items()}
-            meta = MetaTools(catalog, wire, security.permits if security is not None else _anyone)
-        meta_tools = meta.tools(meta_security_schemes(security) if security else None) if meta else []
-        listed = [t.name for t in catalog.listed()]
-        listings = {legacy: types.ListToolsResult(tools=[*meta_tools, *(descriptors[legacy][n] for n in listed)])
-                    for legacy in (False, True)}
-        return cls(catalog, widgets, listings, meta)
-
-    def listing_json(self, legacy: bool) -> list[dict[str, Any]]:
-        """The `tools/list` descriptors exactly as they go on the wire (`gateway tools --json`)."""
-        return [t.model_dump(by_alias=True, mode="json", exclude_none=True) for t in self.listings[legacy].tools]
-
-    def listing_bytes(self, legacy: bool) -> int:
-        return len(self.listings[legacy].model_dump_json(by_alias=True, exclude_none=True))
-
-
-def _anyone(tool: str, identity: Identity) -> bool:
-    return True
-
-
 def create_mcp_server(gw: Gateway, backends: Mapping[str, Backend], security: ScopePolicy | None = None,
                       policy: CallPolicy | None = None, widgets: WidgetRegistry | None = None,
                       catalog: Catalog | None = None) -> Server[Any]:
-    """The MCP server of one endpoint (`catalog`, default: the one serving every tool).
+    """The SDK `Server` of one endpoint (`catalog`, default: the one serving every tool).
 
     `security` (inbound auth on) adds each tool's `securitySchemes` to its descriptor and decides which
     tools search mode shows a caller. `widgets` defaults to those built from the loaded tools and
@@ -158,78 +52,7 @@ def create_mcp_server(gw: Gateway, backends: Mapping[str, Backend], security: Sc
     """
     widgets = widgets if widgets is not None else gw.widgets
     served = EndpointTools.build(gw, catalog or gw.catalogs[0], security, widgets)
-    return _server(served, backends, policy)
-
-
-def _server(served: EndpointTools, backends: Mapping[str, Backend], policy: CallPolicy | None) -> Server[Any]:
-    catalog, tools, widgets, listings, meta = served.catalog, served.tools, served.widgets, served.listings, served.meta
-    resource_listing = types.ListResourcesResult(resources=widgets.resources(), ttl_ms=0, cache_scope="public")
-
-    def is_legacy(ctx: Any) -> bool:
-        return getattr(ctx, "protocol_version", None) not in MODERN_PROTOCOL_VERSIONS
-
-    async def on_list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
-        return listings[is_legacy(ctx)]
-
-    async def on_call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        identity = current_identity()
-        if meta is not None and params.name == SEARCH_TOOL:
-            return await _search(meta, params.arguments, is_legacy(ctx), identity, policy or CallPolicy())
-        arguments = params.arguments
-        if meta is not None and params.name == CALL_TOOL:
-            target = meta.target(arguments)
-            if isinstance(target, types.CallToolResult):
-                return target
-            tool, arguments = target.tool, target.arguments
-        else:
-            tool = tools.get(params.name)
-        if tool is None:
-            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name!r}")
-        return await call_tool(tool, arguments, backends[tool.backend], legacy=is_legacy(ctx),
-                               identity=identity, policy=policy)
-
-    async def on_list_resources(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
-        return resource_listing
-
-    async def on_read_resource(ctx: Any, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-        found = widgets.read(params.uri)
-        if found is None:
-            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown resource: {params.uri!r}")
-        return found
-
-    schemas = {n: t.input_schema for n, t in tools.items()} | {t.name: t.input_schema for t in listings[False].tools}
-
-    def input_schema(name: str) -> Mapping[str, Any] | None:
-        return schemas.get(name)
-
-    server: Server[Any] = Server(
-        catalog.name,
-        version=gateway.__version__,
-        instructions=catalog.instructions,
-        get_tool_input_schema=input_schema,
-        on_list_tools=on_list_tools,
-        on_call_tool=on_call_tool,
-        # Registered only with widgets to serve, so the resources capability says the truth.
-        on_list_resources=on_list_resources if widgets else None,
-        on_read_resource=on_read_resource if widgets else None,
-    )
-    if widgets:
-        server.extensions[UI_EXTENSION] = {"mimeTypes": [MCP_APP_MIME]}
-    return server
-
-
-async def _search(meta: MetaTools, arguments: Mapping[str, Any] | None, legacy: bool, identity: Identity,
-                  policy: CallPolicy) -> types.CallToolResult:
-    """`search_tools`, rate limited and audited like a call."""
-    started = time.perf_counter()
-    result = await rate_limited(policy, identity, SEARCH_TOOL)
-    outcome = "rate_limited"
-    if result is None:
-        result = meta.search(arguments, legacy=legacy, identity=identity)
-        outcome = "invalid_arguments" if result.is_error else "ok"
-    found = len(result.structured_content["tools"]) if not result.is_error else 0
-    write_audit("tool_search", identity, SEARCH_TOOL, outcome, started, policy, arguments, results=found)
-    return result
+    return sdk_server(Endpoint(served, backends, policy))
 
 
 def transport_security(settings: ServerSettings) -> TransportSecuritySettings | None:
@@ -307,21 +130,28 @@ def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None, *,
     servers: list[Server[Any]] = []
     routes: list[BaseRoute] = []
     middleware: list[Any] = []
+    security_settings = transport_security(settings)
     for catalog in gw.catalogs:
         security = scope_policy(gw, catalog)
         served = EndpointTools.build(gw, catalog, security, widgets if widgets is not None else gw.widgets)
-        server = _server(served, backends, policy)
+        endpoint = Endpoint(served, backends, policy)
+        server = sdk_server(endpoint)
         mcp_app = server.streamable_http_app(
             streamable_http_path=catalog.path,
             stateless_http=True,
             json_response=True,
-            transport_security=transport_security(settings),
+            transport_security=security_settings,
             max_request_body_size=settings.max_request_bytes,
             host=settings.host,
         )
         servers.append(server)
         middleware = mcp_app.user_middleware
         endpoint_routes = list(mcp_app.routes)
+        if settings.fast_path:
+            endpoint_routes = [
+                Route(r.path, FastPath(r.endpoint, endpoint, security_settings, settings.max_request_bytes),
+                      methods=r.methods) if isinstance(r, Route) and r.path == catalog.path else r
+                for r in endpoint_routes]
         if verifier is not None and security is not None:
             resource = ResourceServer(settings.auth, security, mcp_path=catalog.path,
                                       max_body=settings.max_request_bytes, name=catalog.name, verifier=verifier,

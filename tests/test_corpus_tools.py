@@ -11,7 +11,7 @@ import pytest
 
 from gateway.config import config_from_args
 from gateway.runtime import load_gateway
-from gateway.server import descriptors_json
+from gateway.serving.endpoint import descriptors_json
 from tests.conftest import SHARED_SPECS, manifest
 
 NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")

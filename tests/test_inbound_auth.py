@@ -21,7 +21,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-import gateway.server
+import gateway.serving.endpoint
 from adapters.devauth import TOKEN_EXCHANGE, AuthServer
 from adapters.petstore import MAPPING, SPEC
 from gateway.auth.http import metadata_url
@@ -148,13 +148,13 @@ async def test_valid_token_lists_and_calls_tools(gw, legacy):
 def identities(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """The Identity of every call the MCP server hands to the call path, in order."""
     seen: list[Any] = []
-    real = gateway.server.call_tool
+    real = gateway.serving.endpoint.call_tool
 
     async def spy(*args: Any, **kwargs: Any) -> Any:
         seen.append(kwargs["identity"])
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(gateway.server, "call_tool", spy)
+    monkeypatch.setattr(gateway.serving.endpoint, "call_tool", spy)
     return seen
 
 @MODES

@@ -26,7 +26,8 @@ from gateway.config import GatewayConfig, WidgetOptions, config_from_args, load_
 from gateway.errors import ConfigError
 from gateway.mapping import load_mapping
 from gateway.runtime import Gateway, load_gateway
-from gateway.server import create_app, descriptor
+from gateway.server import create_app
+from gateway.serving.endpoint import descriptor
 from gateway.tools.generate import widget_for_output
 from gateway.widgets import (
     CONFIG_PLACEHOLDER,

@@ -1,0 +1,167 @@
+"""The fast path: the hot stateless JSON requests answered without the SDK's per-request machinery.
+
+For each stateless POST of the handshake era (protocol 2025-11-25 and earlier) the SDK builds a
+transport, memory streams, a task group and a dispatcher, and runs the handler through its middleware;
+measured under load, that costs more than the gateway's own work. This adapter sits in front of the
+SDK's Streamable HTTP endpoint and answers the three requests that dominate traffic, `tools/call`,
+`tools/list` and `ping`, itself: the same checks (DNS-rebinding protection, `Accept`, `Content-Type`,
+body size), the same handlers (`Endpoint`), and the SDK's own per-version wire serialisation, so the
+answer is the SDK's byte for byte.
+
+It serves only the plain, well-formed case. Everything else goes to the SDK unchanged, the body
+replayed: other methods and eras (`initialize`, resources, 2026-07-28 requests), anything malformed
+or unusual (batches, extra fields, a `cursor`), anything that fails a check (the SDK answers with its
+own error), and a call of a tool the endpoint does not have (its JSON-RPC error is the SDK's to write).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import mcp_types as types
+import orjson
+from mcp.server.streamable_http import check_accept_headers
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+from mcp_types import methods as wire
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.serving.endpoint import Endpoint
+
+_ENVELOPE = frozenset({"jsonrpc", "id", "method", "params"})
+_PARAMS = {"tools/call": frozenset({"name", "arguments", "_meta"}), "tools/list": frozenset({"_meta"}),
+           "ping": frozenset({"_meta"})}
+_HEADERS = [(b"content-type", b"application/json")]
+
+
+class FastPath:
+    """ASGI app in front of the SDK's endpoint app (`sdk`) for one MCP endpoint."""
+
+    def __init__(self, sdk: ASGIApp, endpoint: Endpoint, security: TransportSecuritySettings | None,
+                 max_body: int) -> None:
+        self.sdk = sdk
+        self.endpoint = endpoint
+        self.security = TransportSecurityMiddleware(security)
+        self.max_body = max_body
+        self._results: dict[tuple[str, str], bytes] = {}  # (method, version) -> serialised constant result
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        version = self._fast_version(scope)
+        if version is None or not await self._acceptable(scope):
+            await self.sdk(scope, receive, send)
+            return
+        body, complete = await _read(receive, self.max_body)
+        if body is None:  # the client went away
+            return
+        message = _message(body) if complete else None
+        answer = await self._answer(message, version) if message is not None else None
+        if answer is None:
+            await self.sdk(scope, _replay(body, complete, receive), send)
+            return
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(answer)).encode()), *_HEADERS]})
+        await send({"type": "http.response.body", "body": answer})
+
+    def _fast_version(self, scope: Scope) -> str | None:
+        """The request's handshake-era protocol version, when the request may take the fast path at all."""
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return None
+        versions = [v for k, v in scope["headers"] if k == b"mcp-protocol-version"]
+        if len(versions) != 1:
+            return None
+        version = versions[0].decode("latin-1")
+        return version if version in HANDSHAKE_PROTOCOL_VERSIONS else None
+
+    async def _acceptable(self, scope: Scope) -> bool:
+        """The SDK's checks in front of a JSON POST: host and origin, JSON accepted and sent, size declared."""
+        request = Request(scope)
+        if await self.security.validate_request(request, is_post=True) is not None:
+            return False
+        if not check_accept_headers(request)[0]:
+            return False
+        headers = Headers(scope=scope)
+        content_type = headers.get("content-type", "")
+        if not any(part.strip() == "application/json" for part in content_type.split(";")[0].split(",")):
+            return False
+        declared = headers.get("content-length")
+        return declared is None or (declared.isdigit() and int(declared) <= self.max_body)
+
+    async def _answer(self, message: Mapping[str, Any], version: str) -> bytes | None:
+        """The response body for a well-formed hot request, or None to leave it to the SDK."""
+        method, params = message["method"], message.get("params") or {}
+        try:
+            wire.validate_client_request(method, version, message.get("params"))  # as the SDK checks them
+        except (ValueError, KeyError):  # pydantic's ValidationError is a ValueError
+            return None
+        head = b'{"jsonrpc":"2.0","id":' + orjson.dumps(message["id"]) + b',"result":'
+        if method == "tools/call":
+            name, arguments = params.get("name"), params.get("arguments")
+            if not isinstance(name, str) or not (arguments is None or isinstance(arguments, dict)):
+                return None
+            try:
+                result = await self.endpoint.call(name, arguments, legacy=True)
+            except MCPError:
+                return None
+            return head + orjson.dumps(_wire(method, version, result)) + b"}"
+        key = (method, version)
+        if key not in self._results:
+            result = self.endpoint.list_tools(legacy=True) if method == "tools/list" else types.EmptyResult()
+            self._results[key] = orjson.dumps(_wire(method, version, result))
+        return head + self._results[key] + b"}"
+
+
+def _wire(method: str, version: str, result: Any) -> dict[str, Any]:
+    """The result as the SDK puts it on the wire for `version` (its own per-version serialiser)."""
+    return wire.serialize_server_result(method, version, result.model_dump(by_alias=True, mode="json",
+                                                                           exclude_none=True))
+
+
+def _message(body: bytes) -> Mapping[str, Any] | None:
+    """A single, plain JSON-RPC request of a hot method, or None."""
+    try:
+        message = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(message, dict) or not _ENVELOPE.issuperset(message) or message.get("jsonrpc") != "2.0":
+        return None
+    request_id, method, params = message.get("id"), message.get("method"), message.get("params")
+    if isinstance(request_id, bool) or not isinstance(request_id, str | int) or method not in _PARAMS:
+        return None
+    if params is not None and (not isinstance(params, dict) or not _PARAMS[method].issuperset(params)
+                               or not isinstance(params.get("_meta", {}), dict)):
+        return None
+    return message
+
+
+async def _read(receive: Receive, limit: int) -> tuple[bytes | None, bool]:
+    """The body read up to `limit` bytes: (body, complete); (None, False) when the client disconnected."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None, False
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), True
+        if size > limit:
+            return b"".join(chunks), False
+
+
+def _replay(body: bytes, complete: bool, receive: Receive) -> Receive:
+    """A `receive` that gives the SDK the body read so far, then the rest of the request as it comes."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": not complete}
+
+    return replay

@@ -1,0 +1,170 @@
+"""The fast path answers exactly as the SDK would, and hands everything it does not serve to the SDK.
+
+Two gateways over the same petstore backend, one with `server.fast_path` and one without, get the same raw
+HTTP requests (uvicorn on 127.0.0.1, httpx2); every answer must be identical: status, content type, body bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import httpx2
+import orjson
+import pytest
+
+from adapters.petstore import MAPPING, SPEC
+from gateway.config import config_from_args
+from gateway.runtime import load_gateway
+from gateway.server import create_app
+from gateway.serving.fast import FastPath
+from tests.conftest import ServerThread
+
+LEGACY = ("2025-11-25", "2025-06-18")
+
+
+class Counting:
+    """Wraps the SDK app behind a fast path: how many requests reached it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.calls = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.calls += 1
+        await self.app(scope, receive, send)
+
+
+@contextlib.contextmanager
+def gateway(upstream: str, *, fast: bool, discovery: str = "flat") -> Iterator[tuple[str, Counting | None]]:
+    config = config_from_args(spec=str(SPEC), mapping=str(MAPPING), upstream=upstream, discovery=discovery)
+    config = replace(config, server=replace(config.server, fast_path=fast, max_request_bytes=4096))
+    app = create_app(load_gateway(config))
+    counting = None
+    for route in app.routes:
+        if isinstance(getattr(route, "endpoint", None), FastPath):
+            counting = route.endpoint.sdk = Counting(route.endpoint.sdk)
+    assert (counting is not None) == fast
+    with ServerThread(app) as server:
+        yield f"{server.url}/mcp", counting
+
+
+@pytest.fixture(scope="module")
+def pair(petstore_backend: ServerThread) -> Iterator[tuple[str, str, Counting]]:
+    upstream = f"{petstore_backend.url}/api"
+    with gateway(upstream, fast=True) as (fast, counting), gateway(upstream, fast=False) as (sdk, _):
+        assert counting is not None
+        yield fast, sdk, counting
+
+
+def headers(version: str, **extra: str) -> dict[str, str]:
+    return {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+            "MCP-Protocol-Version": version, **extra}
+
+
+def rpc(method: str, params: dict[str, Any] | None = None, request_id: Any = 1) -> dict[str, Any]:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+    if params is not None:
+        message["params"] = params
+    return message
+
+
+HOT = {
+    "ping": rpc("ping"),
+    "ping with params": rpc("ping", {}),
+    "tools/list": rpc("tools/list"),
+    "a call": rpc("tools/call", {"name": "get_pet", "arguments": {"petId": 1}}),
+    "a string id": rpc("tools/call", {"name": "get_pet", "arguments": {"petId": 2}}, "req-é-7"),
+    "a list answer": rpc("tools/call", {"name": "list_pets", "arguments": {"limit": 3}}),
+    "invalid arguments": rpc("tools/call", {"name": "get_pet", "arguments": {"petId": "one"}}),
+    "no arguments": rpc("tools/call", {"name": "get_inventory"}),
+    "a missing pet": rpc("tools/call", {"name": "get_pet", "arguments": {"petId": 999999}}),
+    "non-ASCII": rpc("tools/call", {"name": "list_pets", "arguments": {"status": "vérifié"}}),
+    "with _meta": rpc("tools/call", {"name": "get_pet", "arguments": {"petId": 1}, "_meta": {"progressToken": 5}}),
+}
+HANDED_ON = {
+    "unknown tool": rpc("tools/call", {"name": "nope", "arguments": {}}),
+    "initialize": rpc("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                     "clientInfo": {"name": "t", "version": "1"}}),
+    "resources/list": rpc("resources/list"),
+    "a cursor": rpc("tools/list", {"cursor": "x"}),
+    "arguments not an object": rpc("tools/call", {"name": "get_pet", "arguments": [1]}),
+    "a bad progress token": rpc("tools/call", {"name": "get_pet", "_meta": {"progressToken": [1]}}),
+    "an extra member": {**rpc("ping"), "extra": 1},
+    "a null id": rpc("ping", request_id=None),
+    "a boolean id": rpc("ping", request_id=True),
+    "a notification": {"jsonrpc": "2.0", "method": "notifications/initialized"},
+    "a batch": [rpc("ping"), rpc("ping", request_id=2)],
+    "not JSON-RPC": {"hello": "world"},
+}
+
+
+async def both(pair: tuple[str, str, Counting], content: bytes, head: dict[str, str]) -> tuple[Any, Any]:
+    fast, sdk, _ = pair
+    async with httpx2.AsyncClient(timeout=30) as http:
+        return (await http.post(fast, content=content, headers=head),
+                await http.post(sdk, content=content, headers=head))
+
+
+def same(a: httpx2.Response, b: httpx2.Response) -> None:
+    assert (a.status_code, a.headers.get("content-type"), a.content) == \
+        (b.status_code, b.headers.get("content-type"), b.content)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("version", LEGACY)
+@pytest.mark.parametrize("case", list(HOT))
+async def test_hot_requests_are_answered_on_the_fast_path_byte_for_byte(pair, version: str, case: str) -> None:
+    before = pair[2].calls
+    fast, sdk = await both(pair, orjson.dumps(HOT[case]), headers(version))
+    same(fast, sdk)
+    assert fast.status_code == 200 and "result" in fast.json()
+    assert pair[2].calls == before  # the SDK never saw it
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("case", list(HANDED_ON))
+async def test_everything_else_goes_to_the_sdk_and_gets_its_answer(pair, case: str) -> None:
+    before = pair[2].calls
+    fast, sdk = await both(pair, orjson.dumps(HANDED_ON[case]), headers("2025-11-25"))
+    same(fast, sdk)
+    assert pair[2].calls == before + 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("case", "content", "head"), [
+    ("invalid JSON", b"{not json", headers("2025-11-25")),
+    ("a foreign Host", b'{"jsonrpc":"2.0","id":1,"method":"ping"}', headers("2025-11-25", Host="evil.example")),
+    ("a foreign Origin", b'{"jsonrpc":"2.0","id":1,"method":"ping"}',
+     headers("2025-11-25", Origin="http://evil.example")),
+    ("JSON not accepted", b'{"jsonrpc":"2.0","id":1,"method":"ping"}', headers("2025-11-25", Accept="text/html")),
+    ("another content type", b'{"jsonrpc":"2.0","id":1,"method":"ping"}',
+     headers("2025-11-25", **{"Content-Type": "text/plain"})),
+    ("too large", b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":{"x":"' + b"y" * 5000 + b'"}}}',
+     headers("2025-11-25")),
+    ("an unknown version", b'{"jsonrpc":"2.0","id":1,"method":"ping"}', headers("1999-01-01")),
+])
+async def test_requests_that_fail_a_check_get_the_sdks_refusal(pair, case: str, content: bytes,
+                                                               head: dict[str, str]) -> None:
+    fast, sdk = await both(pair, content, head)
+    same(fast, sdk)
+    assert fast.status_code >= 400 or "error" in fast.json(), case
+
+
+@pytest.mark.anyio
+async def test_search_mode_meta_tools_take_the_fast_path_too(petstore_backend: ServerThread) -> None:
+    upstream = f"{petstore_backend.url}/api"
+    with gateway(upstream, fast=True, discovery="search") as (fast, counting), \
+            gateway(upstream, fast=False, discovery="search") as (sdk, _):
+        assert counting is not None
+        async with httpx2.AsyncClient(timeout=30) as http:
+            for message in (rpc("tools/list"),
+                            rpc("tools/call", {"name": "search_tools", "arguments": {"query": "pets"}}),
+                            rpc("tools/call", {"name": "call_tool", "arguments": {"name": "get_pet",
+                                                                                  "arguments": {"petId": 1}}})):
+                content = orjson.dumps(message)
+                same(await http.post(fast, content=content, headers=headers("2025-11-25")),
+                     await http.post(sdk, content=content, headers=headers("2025-11-25")))
+        assert counting.calls == 0
