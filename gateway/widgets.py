@@ -64,11 +64,23 @@ class Widget:
     tool: str
     title: str
     description: str
-    html: str
+    template: str
+    runtime: str
+    config: Mapping[str, Any]
     uri: str
     meta: Mapping[str, Any]
     skybridge_uri: str | None = None
     calls_tools: bool = False
+
+    @property
+    def html(self) -> str:
+        """The served HTML, filled in when read: hundreds of ~40 kB pages need not sit in memory, since hosts
+        read each once and cache it (the template and runtime strings are shared by every widget)."""
+        return fill(self.template, self.runtime, self.config)
+
+    @property
+    def size(self) -> int:
+        return len(self.html.encode("utf-8"))
 
     @property
     def output_template(self) -> str:
@@ -147,7 +159,7 @@ class WidgetRegistry:
         """`resources/list`: every widget, and its skybridge copy when there is one."""
         return [
             types.Resource(uri=uri, name=f"{widget.tool}-widget", title=widget.title, description=widget.description,
-                           mime_type=mime, size=len(widget.html.encode()), _meta=dict(widget.meta))
+                           mime_type=mime, size=widget.size, _meta=dict(widget.meta))
             for uri, (widget, mime) in self.documents.items()
         ]
 
@@ -244,14 +256,16 @@ def _widget(tool: ToolSpec, spec: WidgetSpec, templates: _Templates, options: Wi
         count = template.count(placeholder)
         if count != 1:
             raise ConfigError(where, f"a widget template must contain {placeholder} exactly once, not {count} times")
-    html = fill(template, templates.runtime(), widget_config(tool, spec))
-    digest = hashlib.sha256(html.encode("utf-8")).hexdigest()[:12]
+    runtime, config = templates.runtime(), widget_config(tool, spec)
+    digest = hashlib.sha256(fill(template, runtime, config).encode("utf-8")).hexdigest()[:12]
     description = spec.description or f"{spec.title}: {_DESCRIPTIONS[spec.kind]}."
     return Widget(
         tool=tool.name,
         title=spec.title,
         description=description,
-        html=html,
+        template=template,
+        runtime=runtime,
+        config=config,
         uri=f"ui://widget/{tool.name}-{digest}.html",
         meta=resource_meta(spec, description, options),
         skybridge_uri=f"ui://widget/{tool.name}-{digest}.skybridge.html" if options.skybridge else None,
