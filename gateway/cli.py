@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from gateway.config import GatewayConfig, config_from_args, load_config
 from gateway.errors import GatewayError
@@ -110,21 +112,54 @@ def _setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-async def _serve_http(config: GatewayConfig) -> None:
-    import uvicorn
+WORKER_ARGV = "GATEWAY_WORKER_ARGV"
+"""Environment variable that hands `gateway serve`'s command line to the worker processes of `--workers`."""
 
+
+def run_async(coro: Any) -> Any:
+    """Run `coro` on uvloop when it is installed (uvicorn's fast loop), else on asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+def _app(config: GatewayConfig) -> Any:
     from gateway.runtime import load_gateway
     from gateway.server import create_app
 
     gw = load_gateway(config)
     for warning in gw.warnings:
         log.warning("%s", warning)
-    app = create_app(gw)
     settings = config.server
     log.info("serving %d tools at http://%s:%d%s", len(gw.tools), settings.host, settings.port, settings.path)
-    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
-                                           access_log=False, lifespan="on"))
-    await server.serve()
+    return create_app(gw)
+
+
+def worker_app() -> Any:
+    """The app of one worker process of `gateway serve --workers N`, from the command line the parent passed."""
+    args = build_parser().parse_args(json.loads(os.environ[WORKER_ARGV]))
+    config = _config(args)
+    _setup_logging(config.server.log_level)
+    return _app(config)
+
+
+def _serve_http(config: GatewayConfig, workers: int, argv: Sequence[str]) -> None:
+    import uvicorn
+
+    settings = config.server
+    options = {"host": settings.host, "port": settings.port, "log_level": "warning", "access_log": False,
+               "lifespan": "on"}
+    if workers > 1:
+        # Each worker builds its own gateway from the same files; uvicorn's supervisor binds the port once
+        # and shares the socket with every worker (and restarts one that dies).
+        os.environ[WORKER_ARGV] = json.dumps(list(argv))
+        uvicorn.run("gateway.cli:worker_app", factory=True, workers=workers, **options)
+        return
+    server = uvicorn.Server(uvicorn.Config(_app(config), **options))
+    run_async(server.serve())
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -134,9 +169,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from gateway.runtime import load_gateway
         from gateway.server import serve_stdio
 
-        asyncio.run(serve_stdio(load_gateway(config)))
+        if args.workers > 1:
+            raise SystemExit("gateway: --workers serves HTTP; stdio serves one client in one process")
+        run_async(serve_stdio(load_gateway(config)))
     else:
-        asyncio.run(_serve_http(config))
+        if args.workers > 1:
+            from gateway.runtime import load_gateway
+
+            load_gateway(config)  # every problem is reported once, here, before any worker starts
+        _serve_http(config, args.workers, args.argv)
     return 0
 
 
@@ -144,7 +185,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
     _setup_logging("info")
-    asyncio.run(run_demo(host=args.host, port=args.port, backend_port=args.backend_port, auth=args.auth,
+    run_async(run_demo(host=args.host, port=args.port, backend_port=args.backend_port, auth=args.auth,
                          auth_port=args.auth_port))
     return 0
 
@@ -154,7 +195,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
     config = _config(args)
     _setup_logging(config.server.log_level)
-    asyncio.run(serve_preview(config, args.port))
+    run_async(serve_preview(config, args.port))
     return 0
 
 
@@ -202,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default 8080)")
     p.add_argument("--stdio", action="store_true", help="serve one client over stdin/stdout instead of HTTP")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="serve with N processes on one port (default 1); each loads the gateway itself")
 
     p.set_defaults(func=cmd_serve)
 
@@ -229,7 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except GatewayError as exc:

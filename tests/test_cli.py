@@ -86,3 +86,34 @@ def test_a_host_flag_cannot_bypass_the_auth_check_of_a_config_file(tmp_path: Pat
     served = run("serve", "--config", str(config), "--host", "0.0.0.0", "--port", "1")
     assert served.returncode == 2
     assert f"{config}:1: server.auth: the gateway listens on 0.0.0.0" in served.stderr
+
+
+@pytest.mark.anyio
+async def test_workers_serve_one_port_from_several_processes(petstore_backend):
+    import socket
+    import time
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    served = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--workers", "2", "--port", str(port),
+                               "--spec", str(SPEC), "--mapping", str(MAPPING),
+                               "--upstream", f"{petstore_backend.url}/api"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        async with connect(f"http://127.0.0.1:{port}/mcp") as client:
+            results = [await client.call_tool("get_inventory", {}) for _ in range(4)]
+        children = Path(f"/proc/{served.pid}/task/{served.pid}/children").read_text().split()
+        commands = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ") for pid in children]
+        assert sum(b"spawn_main" in command for command in commands) == 2, commands  # two worker processes
+        assert all(not r.is_error for r in results)
+    finally:
+        served.terminate()
+        _, err = served.communicate(timeout=30)
+    assert "Traceback" not in err
