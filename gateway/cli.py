@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -135,7 +136,12 @@ def _app(config: GatewayConfig) -> Any:
         log.warning("%s", warning)
     settings = config.server
     log.info("serving %d tools at http://%s:%d%s", len(gw.tools), settings.host, settings.port, settings.path)
-    return create_app(gw)
+    app = create_app(gw)
+    # What start-up built lives as long as the process: moved out of the collector's view, it is not
+    # scanned again by every collection the calls trigger.
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 def worker_app() -> Any:
