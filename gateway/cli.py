@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from gateway.config import GatewayConfig, config_from_args, load_config
@@ -152,20 +153,45 @@ def worker_app() -> Any:
     return _app(config)
 
 
-def _serve_http(config: GatewayConfig, workers: int, argv: Sequence[str]) -> None:
+def _serve_http(args: argparse.Namespace, config: GatewayConfig) -> None:
     import uvicorn
+
+    from gateway.serving.lifecycle import GatewayServer, ReloadingApp, watch
 
     settings = config.server
     options = {"host": settings.host, "port": settings.port, "log_level": "warning", "access_log": False,
-               "lifespan": "on"}
-    if workers > 1:
-        # Each worker builds its own gateway from the same files; uvicorn's supervisor binds the port once
-        # and shares the socket with every worker (and restarts one that dies).
-        os.environ[WORKER_ARGV] = json.dumps(list(argv))
-        uvicorn.run("gateway.cli:worker_app", factory=True, workers=workers, **options)
+               "lifespan": "on", "timeout_graceful_shutdown": settings.shutdown_grace_seconds}
+    if args.workers > 1:
+        # Each worker builds its own gateway from the same files; uvicorn's supervisor binds the port once,
+        # shares the socket with every worker, restarts one that dies, and restarts them all on SIGHUP.
+        os.environ[WORKER_ARGV] = json.dumps(list(args.argv))
+        uvicorn.run("gateway.cli:worker_app", factory=True, workers=args.workers, **options)
         return
-    server = uvicorn.Server(uvicorn.Config(_app(config), **options))
-    run_async(server.serve())
+    app = ReloadingApp(lambda: _app(_config(args)), _app(config))
+    server = GatewayServer(uvicorn.Config(app, **options), app, drain_seconds=settings.drain_seconds)
+
+    async def serve() -> None:
+        watcher = None
+        if settings.reload == "watch":
+            watcher = asyncio.get_running_loop().create_task(watch(_watched(args, config), app.reload))
+        try:
+            await server.serve()
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    run_async(serve())
+
+
+def _watched(args: argparse.Namespace, config: GatewayConfig) -> list[Path]:
+    """The files `server.reload: watch` follows: the config file, and every spec and mapping that is a file."""
+    files = [Path(args.config)] if args.config else []
+    for backend in config.backends:
+        if not backend.spec.startswith(("http://", "https://")):
+            files.append(Path(backend.spec))
+        if backend.mapping is not None:
+            files.append(backend.mapping)
+    return files
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -183,7 +209,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             from gateway.runtime import load_gateway
 
             load_gateway(config)  # every problem is reported once, here, before any worker starts
-        _serve_http(config, args.workers, args.argv)
+        _serve_http(args, config)
     return 0
 
 

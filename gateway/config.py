@@ -76,6 +76,10 @@ class ServerSettings:
     widgets: WidgetOptions = field(default_factory=WidgetOptions)
     discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
     fast_path: bool = True  # stateless JSON tools/call, tools/list and ping served without the SDK's dispatcher
+    reload: str = "off"  # "watch": reload when the config, a spec or a mapping changes (SIGHUP always reloads)
+    drain_seconds: float = 5.0  # after SIGTERM: /readyz is 503 but calls are still served, for load balancers
+    shutdown_grace_seconds: float = 20.0  # then: how long calls in flight may take to finish
+    log_format: str = "text"  # "json": one JSON object per log line
 
 
 @dataclass(frozen=True, slots=True)
