@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway.config import GatewayConfig, config_from_args, load_config
 from gateway.errors import GatewayError
+from gateway.observability.logs import setup_logging
 
 log = logging.getLogger("gateway")
 
@@ -105,15 +106,6 @@ def cmd_tools(args: argparse.Namespace) -> int:
     return 0
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s",
-                        stream=sys.stderr)
-    # The gateway logs one line per call itself; the HTTP client's and the SDK's per-request lines would
-    # double it (and the client's would carry upstream URLs, query strings included).
-    for noisy in ("httpx2", "httpcore2", "mcp.server.streamable_http", "mcp.server.streamable_http_manager"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 WORKER_ARGV = "GATEWAY_WORKER_ARGV"
 """Environment variable that hands `gateway serve`'s command line to the worker processes of `--workers`."""
 
@@ -149,7 +141,7 @@ def worker_app() -> Any:
     """The app of one worker process of `gateway serve --workers N`, from the command line the parent passed."""
     args = build_parser().parse_args(json.loads(os.environ[WORKER_ARGV]))
     config = _config(args)
-    _setup_logging(config.server.log_level)
+    setup_logging(config.server.log_level, config.server.log_format)
     return _app(config)
 
 
@@ -196,7 +188,7 @@ def _watched(args: argparse.Namespace, config: GatewayConfig) -> list[Path]:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     config = _config(args)
-    _setup_logging(config.server.log_level)
+    setup_logging(config.server.log_level, config.server.log_format)
     if args.stdio:
         from gateway.runtime import load_gateway
         from gateway.server import serve_stdio
@@ -216,7 +208,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
-    _setup_logging("info")
+    setup_logging("info")
     run_async(run_demo(host=args.host, port=args.port, backend_port=args.backend_port, auth=args.auth,
                          auth_port=args.auth_port))
     return 0
@@ -226,7 +218,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     from gateway.preview import serve_preview
 
     config = _config(args)
-    _setup_logging(config.server.log_level)
+    setup_logging(config.server.log_level, config.server.log_format)
     run_async(serve_preview(config, args.port))
     return 0
 

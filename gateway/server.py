@@ -18,6 +18,7 @@ from typing import Any
 from mcp.server import Server
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
@@ -29,6 +30,7 @@ from gateway.calls.forward import Backend
 from gateway.calls.pipeline import CallPolicy, build_policy
 from gateway.config import ServerSettings
 from gateway.discovery.catalog import CALL_TOOL, Catalog
+from gateway.observability.logs import RequestIds
 from gateway.redact import install_log_redaction
 from gateway.runtime import Gateway, open_backends
 from gateway.serving.endpoint import Endpoint, EndpointTools
@@ -187,7 +189,7 @@ def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None, *,
         return JSONResponse(body, status_code=200 if state["ready"] else 503)
 
     routes += [Route("/healthz", healthz), Route("/readyz", readyz)]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    return Starlette(routes=routes, middleware=[Middleware(RequestIds), *middleware], lifespan=lifespan)
 
 
 async def serve_stdio(gw: Gateway) -> None:

@@ -31,6 +31,7 @@ from gateway.calls.request import ArgumentError, build_request
 from gateway.calls.shape import compact_json, error_result, shape
 from gateway.calls.validate import describe
 from gateway.config import GatewayConfig
+from gateway.observability.logs import current_request_id
 from gateway.redact import REDACTED, Redactor, looks_secret
 from gateway.tools.model import ToolSpec
 
@@ -122,8 +123,9 @@ async def call_tool(
 def write_audit(event: str, identity: Identity, tool: str, outcome: str, started: float, policy: CallPolicy,
                 arguments: Mapping[str, Any] | None, extra: Iterable[str] = (), **fields: Any) -> None:
     """The one JSON audit line of a call (`tool_call`) or a search (`tool_search`)."""
-    line = {"event": event, "subject": identity.subject, "client_id": identity.client_id, "tool": tool, **fields,
-            "outcome": outcome, "ms": round((time.perf_counter() - started) * 1000, 1)}
+    line = {"event": event, "request_id": current_request_id(), "subject": identity.subject,
+            "client_id": identity.client_id, "tool": tool, **fields, "outcome": outcome,
+            "ms": round((time.perf_counter() - started) * 1000, 1)}
     if policy.audit.log_arguments:
         line["arguments"] = _loggable(dict(arguments or {}), policy.redactor, extra)
     audit_log.info(compact_json(line))

@@ -57,7 +57,7 @@ class FastPath:
         body, complete = await _read(receive, self.max_body)
         if body is None:  # the client went away
             return
-        message = _message(body) if complete else None
+        message = _message(body) if complete and len(body) <= self.max_body else None  # the SDK refuses the rest
         answer = await self._answer(message, version) if message is not None else None
         if answer is None:
             await self.sdk(scope, _replay(body, complete, receive), send)
