@@ -169,7 +169,7 @@ class Endpoint:
     def read_resource(self, uri: str) -> types.ReadResourceResult:
         found = self.widgets.read(uri)
         if found is None:
-            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown resource: {uri!r}")
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown resource: {uri!r}", data={"uri": uri})
         return found
 
 
