@@ -147,7 +147,7 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-LOGGER_PREFIXES = ("gateway", "httpx2", "httpcore2", "mcp", "uvicorn")
+LOGGER_PREFIXES = ("gateway", "aiohttp", "httpx2", "httpcore2", "mcp", "uvicorn")
 
 
 def install_log_redaction(redactor: Redactor, prefixes: Iterable[str] = LOGGER_PREFIXES) -> Callable[[], None]:

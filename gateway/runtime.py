@@ -79,6 +79,8 @@ def load_backend(config: BackendConfig, taken: set[str]) -> LoadedBackend:
     selected, diagnostics = select_operations(api, mapping)
     generator = ToolGenerator(api, backend=config.name, prefix=config.tool_prefix)
     tools = generator.generate(selected, taken)
+    # The tools hold what calls need; the bundled document (tens of MB for a large API) is not kept.
+    api = dataclasses.replace(api, document={})
     return LoadedBackend(config, api, mapping, tuple(tools), (*api.warnings, *diagnostics, *generator.warnings))
 
 
@@ -131,10 +133,10 @@ def upstream_url(backend: LoadedBackend) -> str:
     )
 
 
-def open_backends(gateway: Gateway, transports: Mapping[str, httpx2.AsyncBaseTransport] | None = None
-                  ) -> dict[str, Backend]:
-    """One pooled HTTP client per backend, with its TLS settings and credentials. `transports` lets tests
-    inject faults. Raises `ConfigError` for credentials or TLS files that cannot work."""
+def open_backends(gateway: Gateway) -> dict[str, Backend]:
+    """One pooled HTTP client per backend, with its TLS settings and credentials (each opens its connection
+    pool on its first call, in the serving event loop, so this may run before that loop does). Raises
+    `ConfigError` for credentials or TLS files that cannot work."""
     out = {}
     for loaded in gateway.backends:
         c = loaded.config
@@ -151,7 +153,6 @@ def open_backends(gateway: Gateway, transports: Mapping[str, httpx2.AsyncBaseTra
             timeouts=Timeouts(c.timeout_connect, c.timeout_read),
             max_connections=c.max_connections,
             headers=dict(c.headers),
-            transport=(transports or {}).get(c.name),
             credentials=build_provider(c.auth, backend=c.name, where=where),
             verify=verify,
         )

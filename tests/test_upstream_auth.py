@@ -38,7 +38,7 @@ from starlette.routing import Route
 
 from adapters.devauth import TOKEN_EXCHANGE, AuthServer
 from gateway.auth.oauth import AccessToken, CachedToken
-from gateway.auth.provider import CredentialError
+from gateway.auth.provider import CredentialError, OutboundRequest
 from gateway.auth.secrets import resolve_secret
 from gateway.auth.settings import ANONYMOUS, Identity, InboundAuth, Secret, TlsSettings, UpstreamCredential
 from gateway.auth.tls import ssl_context
@@ -632,9 +632,9 @@ async def test_managed_identity_elsewhere_asks_the_instance_metadata_service(mon
     credential = UpstreamCredential(type="azure_entra", managed_identity=True, scopes=("https://vault.azure.net/.default",))
     provider = build_provider(credential, backend="vault",
                               http=httpx2.AsyncClient(transport=httpx2.MockTransport(imds)))
-    request = await provider.apply(httpx2.Request("GET", "https://vault.example/secrets"), ANONYMOUS)
+    request = await provider.apply(OutboundRequest("GET", "https://vault.example/secrets"), ANONYMOUS)
     await provider.aclose()
-    assert request.headers["authorization"] == "Bearer imds-token"
+    assert request.header("authorization") == "Bearer imds-token"
     [sent] = seen
     assert (sent.url.scheme, sent.url.host, sent.url.path) == ("http", "169.254.169.254",
                                                                "/metadata/identity/oauth2/token")

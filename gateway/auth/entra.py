@@ -7,8 +7,9 @@ form (client_secret_post, what Entra documents), a certificate signs a private_k
 
 A managed identity gets its token from the platform instead, by a GET to a local endpoint: App Service,
 Functions and Container Apps set IDENTITY_ENDPOINT and IDENTITY_HEADER; elsewhere (VMs, AKS with pod
-identity) the instance metadata service answers at 169.254.169.254. These are called with httpx2 rather
-than through azure-identity, whose async credentials need aiohttp: one HTTP stack, two small GETs.
+identity) the instance metadata service answers at 169.254.169.254. These are called with httpx2, like
+every token endpoint (`gateway.auth.oauth`), rather than through azure-identity: two small GETs do not
+need its credential chain.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from gateway.auth.oauth import (
     TokenEndpoint,
     parse_token_response,
 )
-from gateway.auth.provider import CredentialError, set_bearer
+from gateway.auth.provider import CredentialError, OutboundRequest, set_bearer
 from gateway.auth.settings import Identity, UpstreamCredential
 
 IMDS_TOKEN_URL = "http://169.254.169.254/metadata/identity/oauth2/token"
@@ -80,7 +81,7 @@ class ManagedIdentity:
         self._http = http
         self._token = CachedToken()
 
-    async def apply(self, request: httpx2.Request, identity: Identity) -> httpx2.Request:
+    async def apply(self, request: OutboundRequest, identity: Identity) -> OutboundRequest:
         return set_bearer(request, await self._token.get(self._fetch))
 
     async def _fetch(self) -> AccessToken:

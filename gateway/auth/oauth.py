@@ -1,8 +1,9 @@
 """OAuth 2 tokens for backends: client credentials (RFC 6749 4.4) and token exchange (RFC 8693).
 
-The token endpoint is called with httpx2 directly rather than through authlib's client integration:
-authlib's client is built on httpx, and the gateway keeps one HTTP stack (one set of timeouts, TLS and
-redirect rules). What a token request needs is small: a form POST, client authentication
+The token endpoint is called with httpx2 directly rather than through authlib's client integration
+(built on httpx, another stack again). Token requests are rare (tokens are cached), so they are not on
+the call path, which uses aiohttp (`gateway.calls.forward`); both clients follow the same rules: no
+redirects, no proxy variables. What a token request needs is small: a form POST, client authentication
 (client_secret_basic, client_secret_post or an RFC 7523 private_key_jwt assertion signed with joserfc)
 and a JSON answer.
 
@@ -34,7 +35,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, load_pem_priv
 from joserfc import jwt
 from joserfc.jwk import import_key
 
-from gateway.auth.provider import CredentialError, set_bearer
+from gateway.auth.provider import CredentialError, OutboundRequest, set_bearer
 from gateway.auth.settings import Identity, Secret
 
 log = logging.getLogger("gateway.auth")
@@ -243,7 +244,7 @@ class ClientCredentials:
         self._form = {"grant_type": "client_credentials", **_target(scopes, audience, resource)}
         self._token = CachedToken()
 
-    async def apply(self, request: httpx2.Request, identity: Identity) -> httpx2.Request:
+    async def apply(self, request: OutboundRequest, identity: Identity) -> OutboundRequest:
         return set_bearer(request, await self._token.get(lambda: self._endpoint.fetch(self._form)))
 
     async def aclose(self) -> None:
@@ -270,7 +271,7 @@ class TokenExchange:
         self._cache: OrderedDict[tuple[str | None, str], CachedToken] = OrderedDict()
         self._max_cached = max_cached
 
-    async def apply(self, request: httpx2.Request, identity: Identity) -> httpx2.Request:
+    async def apply(self, request: OutboundRequest, identity: Identity) -> OutboundRequest:
         if identity.token is None:
             raise CredentialError("this backend needs the caller's sign-in, and the call carries no token to "
                                   "exchange")

@@ -3,7 +3,7 @@
 botocore supplies what is easy to get subtly wrong: the standard credential chain (environment, shared
 config profiles, SSO, container and instance roles, with refresh-aware credentials for the latter) and
 the canonical request / string to sign / signing key computation that every AWS SDK shares. This module
-only maps an httpx2 request onto it:
+only maps the gateway's `OutboundRequest` (exactly what is sent) onto it:
 
 * the query is handed over as decoded pairs, so botocore encodes it canonically whatever escapes the
   request builder chose; the path goes as sent (botocore encodes it once more, as SigV4 wants for every
@@ -26,13 +26,12 @@ from datetime import UTC, datetime
 from urllib.parse import unquote
 
 import botocore.session
-import httpx2
 from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, ReadOnlyCredentials
 from botocore.exceptions import BotoCoreError, ProfileNotFound
 
-from gateway.auth.provider import CredentialError
+from gateway.auth.provider import CredentialError, OutboundRequest
 from gateway.auth.settings import Identity
 
 UNSIGNED_HEADERS = frozenset({
@@ -43,7 +42,7 @@ UNSIGNED_HEADERS = frozenset({
 """Hop-by-hop headers and those proxies and load balancers are known to rewrite (the AWS SDKs' list, plus
 accept-encoding): signing them would make the signature fail for reasons unrelated to the request."""
 
-_SIGNER_HEADERS = ("authorization", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256")
+_SIGNER_HEADERS = frozenset({"authorization", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,23 +52,21 @@ class Signature:
     authorization: str
 
 
-def sign(request: httpx2.Request, credentials: ReadOnlyCredentials, *, region: str, service: str,
+def sign(request: OutboundRequest, credentials: ReadOnlyCredentials, *, region: str, service: str,
          now: datetime) -> Signature:
     """Sign `request` in place: sets X-Amz-Date, X-Amz-Security-Token (temporary credentials), for S3
     X-Amz-Content-SHA256, and Authorization. Any of these already on the request is replaced."""
-    for name in _SIGNER_HEADERS:
-        if name in request.headers:
-            del request.headers[name]
+    headers = [pair for pair in request.headers if pair[0].lower() not in _SIGNER_HEADERS]
     timestamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    request.headers["X-Amz-Date"] = timestamp
+    headers.append(("X-Amz-Date", timestamp))
     if credentials.token:
-        request.headers["X-Amz-Security-Token"] = credentials.token
+        headers.append(("X-Amz-Security-Token", credentials.token))
     if service == "s3":
-        request.headers["X-Amz-Content-SHA256"] = hashlib.sha256(request.content).hexdigest()
+        headers.append(("X-Amz-Content-SHA256", hashlib.sha256(request.content).hexdigest()))
     signer = (S3SigV4Auth if service == "s3" else SigV4Auth)(credentials, service, region)
-    aws = AWSRequest(method=request.method, url=str(request.url.copy_with(query=None)), data=request.content,
-                     params=_query_pairs(request.url))
-    for name, value in request.headers.multi_items():
+    aws = AWSRequest(method=request.method, url=request.url_without_query, data=request.content,
+                     params=_query_pairs(request.query))
+    for name, value in headers:
         if name.lower() not in UNSIGNED_HEADERS:
             aws.headers[name] = value  # an email.message.Message: repeated names are kept, in order
     aws.context["timestamp"] = timestamp
@@ -78,14 +75,16 @@ def sign(request: httpx2.Request, credentials: ReadOnlyCredentials, *, region: s
     authorization = (f"AWS4-HMAC-SHA256 Credential={signer.scope(aws)}, "
                      f"SignedHeaders={signer.signed_headers(signer.headers_to_sign(aws))}, "
                      f"Signature={signer.signature(string_to_sign, aws)}")
-    request.headers["Authorization"] = authorization
+    headers.append(("Authorization", authorization))
+    request.headers = headers
     return Signature(canonical_request, string_to_sign, authorization)
 
 
-def _query_pairs(url: httpx2.URL) -> list[tuple[str, str]]:
-    """The query as decoded (name, value) pairs; `+` stays a plus (the request builder writes spaces as %20)."""
+def _query_pairs(query: str) -> list[tuple[str, str]]:
+    """The encoded query as decoded (name, value) pairs; `+` stays a plus (the request builder writes spaces
+    as %20)."""
     pairs = []
-    for item in url.query.decode("ascii").split("&"):
+    for item in query.split("&"):
         if item:
             name, _, value = item.partition("=")
             pairs.append((unquote(name), unquote(value)))
@@ -104,7 +103,7 @@ class AwsSigV4:
         self._lock = asyncio.Lock()
         self._last: ReadOnlyCredentials | None = None
 
-    async def apply(self, request: httpx2.Request, identity: Identity) -> httpx2.Request:
+    async def apply(self, request: OutboundRequest, identity: Identity) -> OutboundRequest:
         self._last = await self._frozen()
         sign(request, self._last, region=self.region, service=self.service, now=datetime.now(UTC))
         return request

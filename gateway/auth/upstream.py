@@ -31,7 +31,7 @@ from gateway.auth.oauth import (
     TokenExchange,
     token_http_client,
 )
-from gateway.auth.provider import CredentialError, CredentialProvider, set_bearer
+from gateway.auth.provider import CredentialError, CredentialProvider, OutboundRequest, set_bearer
 from gateway.auth.settings import Identity, Secret, UpstreamCredential
 from gateway.errors import ConfigError
 
@@ -52,7 +52,7 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
 class NoCredentials:
     """The backend needs no credential (or takes it from the configured static headers)."""
 
-    async def apply(self, request: httpx2.Request, identity: Identity) -> httpx2.Request:
+    async def apply(self, request: OutboundRequest, identity: Identity) -> OutboundRequest:
         return request
 
     async def aclose(self) -> None:
@@ -70,19 +70,19 @@ class ApiKey(NoCredentials):
         self.location = location
         self._value = value
 
-    async def apply(self, request: httpx2.Request, identity: Identity) -> httpx2.Request:
+    async def apply(self, request: OutboundRequest, identity: Identity) -> OutboundRequest:
         value = self._value.reveal()
         if self.location == "query":
-            kept = [pair for pair in request.url.query.decode("ascii").split("&")
+            kept = [pair for pair in request.query.split("&")
                     if pair and unquote(pair.partition("=")[0]) != self.name]
             kept.append(f"{quote(self.name, safe='')}={quote(value, safe='')}")
-            request.url = request.url.copy_with(query="&".join(kept).encode("ascii"))
+            request.set_query("&".join(kept))
         elif self.location == "cookie":
-            kept = [c.strip() for c in request.headers.get("Cookie", "").split(";")
+            kept = [c.strip() for c in (request.header("Cookie") or "").split(";")
                     if c.strip() and c.strip().partition("=")[0] != self.name]
-            request.headers["Cookie"] = "; ".join([*kept, f"{self.name}={value}"])
+            request.set_header("Cookie", "; ".join([*kept, f"{self.name}={value}"]))
         else:
-            request.headers[self.name] = value
+            request.set_header(self.name, value)
         return request
 
     def secrets(self) -> tuple[str, ...]:
@@ -97,8 +97,8 @@ class Basic(NoCredentials):
         self._encoded = base64.b64encode(pair).decode("ascii")
         self._password = password
 
-    async def apply(self, request: httpx2.Request, identity: Identity) -> httpx2.Request:
-        request.headers["Authorization"] = f"Basic {self._encoded}"
+    async def apply(self, request: OutboundRequest, identity: Identity) -> OutboundRequest:
+        request.set_header("Authorization", f"Basic {self._encoded}")
         return request
 
     def secrets(self) -> tuple[str, ...]:
@@ -109,7 +109,7 @@ class StaticBearer(NoCredentials):
     def __init__(self, token: Secret) -> None:
         self._token = token
 
-    async def apply(self, request: httpx2.Request, identity: Identity) -> httpx2.Request:
+    async def apply(self, request: OutboundRequest, identity: Identity) -> OutboundRequest:
         return set_bearer(request, self._token.reveal())
 
     def secrets(self) -> tuple[str, ...]:
@@ -119,7 +119,7 @@ class StaticBearer(NoCredentials):
 class Passthrough(NoCredentials):
     """The caller's own token, as it is (explicit opt-in: the backend must accept the gateway's callers' tokens)."""
 
-    async def apply(self, request: httpx2.Request, identity: Identity) -> httpx2.Request:
+    async def apply(self, request: OutboundRequest, identity: Identity) -> OutboundRequest:
         if identity.token is None:
             raise CredentialError("this backend needs the caller's sign-in, and the call carries no token")
         return set_bearer(request, identity.token.reveal())

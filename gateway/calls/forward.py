@@ -1,26 +1,49 @@
-"""Forwarding: one pooled async HTTP client per backend, with timeouts and a response size cap.
+"""Forwarding: one pooled aiohttp session per backend, with an overall deadline and a response size cap.
 
 The backend's base URL fixes scheme, host, port and base path; a request only appends its
-already-encoded path and query, so no argument can reach another origin. Redirects are not
+already-encoded path and query, so no argument can reach another origin. The URL is sent as it is
+(`yarl.URL(..., encoded=True)`): the client neither re-encodes nor normalises it. Redirects are not
 followed: a 3xx comes back to the shaper, which reports it.
 
+The tool's timeout bounds the whole exchange (waiting for a connection, connecting, sending, the status
+line, the headers and every byte of the body), so a backend trickling its answer cannot hold a call past
+it. The body is read in chunks, decoded (gzip, deflate) as it comes, and reading stops at the cap, so a
+compressed bomb never inflates much past it.
+
 The gateway's own credential for the backend (`gateway.auth.upstream`) is added last, to the fully
-built request, so no tool argument can replace it; TLS to the backend can use a private CA and a
-client certificate (`gateway.auth.tls`).
+built `OutboundRequest` (Host, User-Agent, the configured static headers, then the request's own), so no
+tool argument can replace it, and a signer signs exactly what is sent. TLS to the backend can use a
+private CA and a client certificate (`gateway.auth.tls`).
+
+aiohttp rather than httpx2 for this path: on a 2-core machine it costs about a fifth of the CPU per call
+(`bench/upstream_clients.py`). Token endpoints, called rarely, stay on httpx2 (`gateway.auth.oauth`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 
+import aiohttp
 import httpx2
+import yarl
 
-from gateway.auth.provider import CredentialError, CredentialProvider
+from gateway.auth.provider import CredentialError, CredentialProvider, OutboundRequest
 from gateway.auth.settings import ANONYMOUS, Identity
 from gateway.auth.upstream import NoCredentials
 from gateway.calls.request import UpstreamRequest
+
+USER_AGENT = "semantic-adapter-gateway"
+KEEPALIVE_SECONDS = 5.0
+"""How long an idle pooled connection is kept: below the 5 s many servers (Node, Go, gunicorn) close at,
+so a request rarely goes out on a connection the server is closing."""
+MAX_HEADER_FIELD = 32 * 1024  # status line and each response header; aiohttp's default (8 KiB) refuses large cookies
+
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
 
 
 class UpstreamError(Exception):
@@ -36,8 +59,8 @@ class UpstreamError(Exception):
 @dataclass(frozen=True, slots=True)
 class UpstreamResponse:
     status: int
-    reason: str
-    headers: httpx2.Headers
+    reason: str  # the standard phrase of `status` ("" for an unregistered code), not the backend's text
+    headers: Mapping[str, str]  # case-insensitive (a multidict: `getall` gives repeated headers)
     content: bytes
     truncated: bool  # the body was longer than the cap; `content` holds its first bytes
     seconds: float
@@ -54,6 +77,7 @@ class Backend:
 
     `verify` is the TLS context (a private CA, a client certificate); None keeps the system's trust
     store. `credentials` owns whatever it holds (a token endpoint client) and is closed with the backend.
+    The session is opened on the first call, inside the event loop that serves it.
     """
 
     def __init__(
@@ -64,84 +88,123 @@ class Backend:
         timeouts: Timeouts = Timeouts(),
         max_connections: int = 100,
         headers: dict[str, str] | None = None,
-        transport: httpx2.AsyncBaseTransport | None = None,
         credentials: CredentialProvider | None = None,
         verify: ssl.SSLContext | None = None,
     ) -> None:
         self.name = name
-        self.base_url = httpx2.URL(base_url)
-        if self.base_url.scheme not in ("http", "https") or not self.base_url.host:
+        try:
+            base = yarl.URL(base_url)
+        except ValueError:
+            base = None
+        if base is None or base.scheme not in ("http", "https") or not base.host:
             raise ValueError(f"backend {name!r}: upstream must be an absolute http(s) URL, got {base_url!r}")
-        self._base_path = self.base_url.raw_path.split(b"?", 1)[0].rstrip(b"/")
+        self.base_url = base
+        self._prefix = str(base.origin()) + base.raw_path.rstrip("/")
         self.timeouts = timeouts
         self.credentials: CredentialProvider = credentials if credentials is not None else NoCredentials()
-        self._client = httpx2.AsyncClient(
-            timeout=httpx2.Timeout(timeouts.read, connect=timeouts.connect),
-            limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            follow_redirects=False,
-            headers={"User-Agent": "semantic-adapter-gateway", **(headers or {})},
-            transport=transport,
-            trust_env=False,
-            verify=verify if verify is not None else True,
-        )
+        defaults: dict[str, tuple[str, str]] = {}
+        for key, value in {"Host": base.host_port_subcomponent, "User-Agent": USER_AGENT, **(headers or {})}.items():
+            defaults[key.lower()] = (key, value)
+        self._defaults = list(defaults.values())
+        self._default_names = list(defaults)
+        self._max_connections = max_connections
+        if verify is None and base.scheme == "https":
+            verify = httpx2.create_ssl_context(trust_env=False)  # the system's CAs, SSL_CERT_* ignored
+        self._ssl: ssl.SSLContext | bool = verify if verify is not None else True
+        self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
-    def url(self, request: UpstreamRequest) -> httpx2.URL:
-        target = self._base_path + request.path.encode("ascii")
+    def outbound(self, request: UpstreamRequest) -> OutboundRequest:
+        """What goes on the wire for `request`, before credentials: the request's headers replace configured
+        ones of the same name."""
+        url = self._prefix + request.path
         if request.query:
-            target += b"?" + request.query.encode("ascii")
-        return self.base_url.copy_with(raw_path=target, fragment=None)
+            url += "?" + request.query
+        if request.headers:
+            given = {name.lower() for name, _ in request.headers}
+            headers = [pair for pair, lower in zip(self._defaults, self._default_names, strict=True)
+                       if lower not in given]
+            headers += request.headers
+        else:
+            headers = list(self._defaults)
+        return OutboundRequest(request.method, url, headers, request.content or b"")
 
     async def send(self, request: UpstreamRequest, *, timeout: float | None, max_bytes: int,
                    identity: Identity = ANONYMOUS) -> UpstreamResponse:
         """Send `request` with the backend's credentials for `identity`; read at most `max_bytes` of the
-        (decoded) body."""
+        (decoded) body. `timeout` (default: the backend's read timeout) bounds the whole exchange."""
         read = timeout if timeout is not None else self.timeouts.read
-        http_request = self._client.build_request(
-            request.method,
-            self.url(request),
-            headers=list(request.headers),
-            content=request.content,
-            timeout=httpx2.Timeout(read, connect=min(self.timeouts.connect, read)),
-        )
         try:
-            http_request = await self.credentials.apply(http_request, identity)
+            outbound = await self.credentials.apply(self.outbound(request), identity)
         except CredentialError as exc:
             message = f"could not obtain credentials for backend {self.name!r}: {exc}"
             raise UpstreamError("credentials", message) from None
+        session = self._session if self._session is not None else self._open()
         started = time.perf_counter()
+        truncated = False
         try:
-            response = await self._client.send(http_request, stream=True)
-            try:
+            async with asyncio.timeout(read), session.request(
+                outbound.method, yarl.URL(outbound.url, encoded=True), headers=outbound.headers,
+                data=outbound.content or None, allow_redirects=False, timeout=self._timeout(read),
+            ) as response:
                 body = bytearray()
-                truncated = False
-                async for chunk in response.aiter_bytes():
+                stream = response.content
+                while chunk := await stream.readany():
                     body += chunk
                     if len(body) > max_bytes:
                         truncated = True
                         del body[max_bytes:]
+                        response.close()  # the rest is never read: the connection is not reused
                         break
-            finally:
-                await response.aclose()
-        except httpx2.TimeoutException as exc:
-            phase = "connecting to" if isinstance(exc, httpx2.ConnectTimeout) else "waiting for"
-            raise UpstreamError("timeout", f"timed out {phase} the backend after {read:g} s") from None
-        except httpx2.ConnectError:
+        except aiohttp.ConnectionTimeoutError:
+            connect = min(self.timeouts.connect, read)
+            raise UpstreamError("timeout", f"timed out connecting to the backend after {connect:g} s") from None
+        except TimeoutError:
+            raise UpstreamError("timeout", f"timed out waiting for the backend after {read:g} s") from None
+        except aiohttp.ClientConnectorError:
             raise UpstreamError("connect", "could not connect to the backend") from None
-        except (httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.WriteError, httpx2.DecodingError) as exc:
+        except aiohttp.ClientError as exc:
             raise UpstreamError("protocol", f"the backend broke off the exchange ({type(exc).__name__})") from None
         return UpstreamResponse(
-            status=response.status_code,
-            reason=response.reason_phrase,
+            status=response.status,
+            reason=_REASONS.get(response.status, ""),
             headers=response.headers,
             content=bytes(body),
             truncated=truncated,
             seconds=time.perf_counter() - started,
         )
 
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0, ssl=self._ssl,
+                                         keepalive_timeout=KEEPALIVE_SECONDS)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            trust_env=False,  # no proxy or netrc from the environment
+            cookie_jar=aiohttp.DummyCookieJar(),  # one session serves every caller: never replay a caller's cookie
+            skip_auto_headers=("Content-Type",),  # a body goes with the type the request builder set, or none
+            auto_decompress=True,
+            max_line_size=MAX_HEADER_FIELD,
+            max_field_size=MAX_HEADER_FIELD,
+        )
+        return self._session
+
+    def _timeout(self, read: float) -> aiohttp.ClientTimeout:
+        """Socket connect within the connect timeout (never past `read`); the overall deadline is the caller's
+        `asyncio.timeout`, so it also covers the wait for a pooled connection and DNS."""
+        timeout = self._timeouts.get(read)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_read=None,
+                                            sock_connect=min(self.timeouts.connect, read))
+            if len(self._timeouts) < 64:
+                self._timeouts[read] = timeout
+        return timeout
+
     def secrets(self) -> tuple[str, ...]:
         """The values a redactor must hide: the configured secrets and the tokens currently in use."""
         return self.credentials.secrets()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
         await self.credentials.aclose()
