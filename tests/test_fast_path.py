@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 import httpx2
+import mcp_types as types
 import orjson
 import pytest
 
@@ -19,7 +20,7 @@ from adapters.petstore import MAPPING, SPEC
 from gateway.config import config_from_args
 from gateway.runtime import load_gateway
 from gateway.server import create_app
-from gateway.serving.fast import FastPath
+from gateway.serving.fast import FastPath, _call_result, _wire
 from tests.conftest import ServerThread
 
 LEGACY = ("2025-11-25", "2025-06-18")
@@ -168,3 +169,14 @@ async def test_search_mode_meta_tools_take_the_fast_path_too(petstore_backend: S
                 same(await http.post(fast, content=content, headers=headers("2025-11-25")),
                      await http.post(sdk, content=content, headers=headers("2025-11-25")))
         assert counting.calls == 0
+
+
+@pytest.mark.parametrize("result", [
+    types.CallToolResult(content=[types.TextContent(type="text", text="é ✓")], structured_content={"a": [1, 2.5]},
+                         is_error=False, _meta={"io.semantic-adapter-gateway/widgetData": [{"x": None}]}),
+    types.CallToolResult(content=[types.TextContent(type="text", text="failed")], is_error=True),
+    types.CallToolResult(content=[], structured_content={"result": []}),
+])
+@pytest.mark.parametrize("version", LEGACY)
+def test_the_direct_result_serialiser_writes_what_the_sdks_writes(result: types.CallToolResult, version: str) -> None:
+    assert orjson.dumps(_call_result(result)) == orjson.dumps(_wire("tools/call", version, result))

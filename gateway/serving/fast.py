@@ -106,7 +106,7 @@ class FastPath:
                 result = await self.endpoint.call(name, arguments, legacy=True)
             except MCPError:
                 return None
-            return head + orjson.dumps(_wire(method, version, result)) + b"}"
+            return head + orjson.dumps(_call_result(result) or _wire(method, version, result)) + b"}"
         key = (method, version)
         if key not in self._results:
             result = self.endpoint.list_tools(legacy=True) if method == "tools/list" else types.EmptyResult()
@@ -118,6 +118,27 @@ def _wire(method: str, version: str, result: Any) -> dict[str, Any]:
     """The result as the SDK puts it on the wire for `version` (its own per-version serialiser)."""
     return wire.serialize_server_result(method, version, result.model_dump(by_alias=True, mode="json",
                                                                            exclude_none=True))
+
+
+def _call_result(result: types.CallToolResult) -> dict[str, Any] | None:
+    """The handshake-era wire form of the results the gateway builds (text blocks, structured content, the
+    error flag, `_meta`), written directly: the SDK's serialiser copies and re-validates the whole answer,
+    twice, which for a 50 kB list costs more than everything else the call does. None for any other
+    shape (an embedded resource, annotations), which the SDK's serialiser then writes."""
+    content = []
+    for block in result.content:
+        if type(block) is not types.TextContent or block.annotations is not None or block.meta is not None:
+            return None
+        content.append({"text": block.text, "type": "text"})
+    wire: dict[str, Any] = {}  # the wire models' fields, in their order
+    if result.meta is not None:
+        wire["_meta"] = result.meta
+    wire["content"] = content
+    if result.is_error is not None:
+        wire["isError"] = result.is_error
+    if result.structured_content is not None:
+        wire["structuredContent"] = result.structured_content
+    return wire
 
 
 def _message(body: bytes) -> Mapping[str, Any] | None:
