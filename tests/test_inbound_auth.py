@@ -589,3 +589,23 @@ def test_auth_server_authenticates_clients_every_supported_way():
         after = httpx2.post(auth.introspection_endpoint, data={"token": posted.json()["access_token"]},
                             auth=("poster", "p-secret")).json()
         assert after == {"active": False}  # signed with a withdrawn key
+
+
+async def test_a_verified_jwt_is_remembered_until_it_expires(monkeypatch):
+    """One signature check per token; the remembered identity still ends at the token's `exp`."""
+    with AuthServer(audience="https://gw.example/mcp") as auth:
+        now = [time.time() + 1]  # past the token's whole-second iat, which leeway 0 would otherwise refuse
+        verifier = TokenVerifier(InboundAuth(mode="oauth", issuer=auth.url, resource_url="https://gw.example/mcp",
+                                             leeway_seconds=0), clock=lambda: now[0])
+        checks = []
+        real = verifier._signed_claims
+        monkeypatch.setattr(verifier, "_signed_claims", lambda *a: checks.append(1) or real(*a))
+        try:
+            token = auth.issue(expires_in=60)
+            first = await verifier.verify(token)
+            assert all([await verifier.verify(token) is first for _ in range(5)]) and len(checks) == 1
+            now[0] += 61
+            with pytest.raises(AuthError, match="expired"):
+                await verifier.verify(token)
+        finally:
+            await verifier.aclose()

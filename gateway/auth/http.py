@@ -212,7 +212,7 @@ def _bearer_token(headers: Headers) -> str | None:
     """The bearer token of the Authorization header; None when there is none (or another scheme is used)."""
     values = headers.getlist("authorization")
     if len(values) > 1:
-        raise AuthError("invalid_request", "more than one Authorization header")
+        raise AuthError("invalid_request", "more than one Authorization header", "malformed")
     if not values:
         return None
     scheme, _, token = values[0].strip().partition(" ")
@@ -220,7 +220,7 @@ def _bearer_token(headers: Headers) -> str | None:
         return None
     token = token.strip()
     if not _B64TOKEN.fullmatch(token):
-        raise AuthError("invalid_token", "the token is malformed")
+        raise AuthError("invalid_token", "the token is malformed", "malformed")
     return token
 
 

@@ -36,7 +36,7 @@ log = logging.getLogger("gateway.auth")
 
 JWKS_MAX_AGE_SECONDS = 3600
 """Keys are fetched again after this long even without an unknown `kid`, so a key the issuer withdrew stops working."""
-INTROSPECTION_CACHE_ENTRIES = 10_000
+VERIFIED_CACHE_ENTRIES = 10_000
 AS_TIMEOUT = httpx2.Timeout(5.0, connect=3.0)
 UNREACHABLE = "could not verify the token: the authorization server did not answer"
 _SYMMETRIC_OR_NONE = ("none", "HS256", "HS384", "HS512")
@@ -47,19 +47,23 @@ _CLAIM_PROBLEMS = {
     "nbf": "the token is not valid yet",
     "iat": "the token was issued in the future",
 }
+_CLAIM_REASONS = {"iss": "bad_issuer", "aud": "bad_audience", "exp": "expired", "nbf": "not_yet_valid",
+                  "iat": "issued_in_future"}
 
 
 class AuthError(Exception):
-    """A token was refused. `error` is the RFC 6750 code; `description` is short and never echoes the token."""
+    """A token was refused. `error` is the RFC 6750 code; `description` is short and never echoes the token;
+    `reason` is a fixed word for metrics (`expired`, `bad_audience`, `unknown_key`, ...)."""
 
-    def __init__(self, error: str, description: str) -> None:
+    def __init__(self, error: str, description: str, reason: str = "invalid") -> None:
         super().__init__(f"{error}: {description}")
         self.error = error
         self.description = description
+        self.reason = reason
 
 
-def _invalid(description: str) -> AuthError:
-    return AuthError("invalid_token", description)
+def _invalid(description: str, reason: str) -> AuthError:
+    return AuthError("invalid_token", description, reason)
 
 
 def metadata_urls(issuer: str) -> list[str]:
@@ -111,6 +115,7 @@ class KeyCache:
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
         self._lock = anyio.Lock()
+        self.generation = 0  # counts the key sets fetched: a token verified with an older set is checked again
 
     @property
     def loaded(self) -> bool:
@@ -150,6 +155,7 @@ class KeyCache:
             log.warning("could not fetch the signing keys of %s: %s", self._issuer, exc)
             return
         self._fetched_at = self._attempted_at
+        self.generation += 1
         log.info("fetched %d signing keys of %s", len(self._keys.keys), self._issuer)
 
     async def _discover(self) -> str:
@@ -184,31 +190,56 @@ class TokenVerifier:
         self._http = httpx2.AsyncClient(timeout=AS_TIMEOUT, follow_redirects=False, trust_env=False)
         self._keys = KeyCache(self._http, issuer=settings.issuer, jwks_url=settings.jwks_url,
                               min_refresh=settings.jwks_min_refresh_seconds, clock=clock)
-        self._introspected: dict[str, tuple[Identity, float]] = {}
+        # SHA-256 of a token -> (identity, valid until, the JWKS generation it was verified with; None: introspected)
+        self._verified: dict[str, tuple[Identity, float, int | None]] = {}
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
     async def verify(self, token: str) -> Identity:
-        """The identity `token` proves; `AuthError` when it proves nothing."""
+        """The identity `token` proves; `AuthError` when it proves nothing.
+
+        A token once verified is remembered (keyed by its SHA-256, never the token itself) until it
+        expires: a JWT at most for `JWKS_MAX_AGE_SECONDS` and only while the key set it was verified with
+        is current (after a JWKS fetch it is checked again, so a withdrawn key stops working at once), an
+        introspected token for `introspection_cache_seconds`. A signature check on every call cost a third
+        of the throughput.
+        """
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        now = self._clock()
+        cached = self._verified.get(digest)
+        if cached is not None and cached[1] > now and cached[2] in (None, self._keys.generation):
+            return cached[0]
+        generation = None
         if token.count(".") == 2:
-            return await self._verify_jwt(token)
-        if self.settings.introspection_url:
-            return await self._introspect(token)
-        raise _invalid("the token is not a JWT")
+            identity = await self._verify_jwt(token)
+            generation = self._keys.generation  # the key set it was verified with (a fetch may have happened)
+            until = now + JWKS_MAX_AGE_SECONDS
+        elif self.settings.introspection_url:
+            identity = await self._introspect(token)
+            until = now + self.settings.introspection_cache_seconds
+        else:
+            raise _invalid("the token is not a JWT", "malformed")
+        expires = identity.claims.get("exp")
+        if isinstance(expires, int | float):
+            until = min(until, expires)
+        self._remember(digest, (identity, until, generation), now)
+        return identity
 
     async def _verify_jwt(self, token: str) -> Identity:
         try:
             header = jws.extract_compact(token.encode("ascii")).headers()
         except (JoseError, ValueError, UnicodeError):
-            raise _invalid("the token is malformed") from None
+            raise _invalid("the token is malformed", "malformed") from None
         alg = header.get("alg")
         if alg not in self.settings.algorithms:
-            raise _invalid("the token's signing algorithm is not accepted")  # never echo what the caller sent
+            # never echo what the caller sent
+            raise _invalid("the token's signing algorithm is not accepted", "bad_algorithm")
         kid = header.get("kid")
         keys = await self._keys.keys_for(kid if isinstance(kid, str) else None, alg)
         if not keys:
-            raise _invalid("the token's signing key is unknown" if self._keys.loaded else UNREACHABLE)
+            raise (_invalid("the token's signing key is unknown", "unknown_key") if self._keys.loaded
+                   else _invalid(UNREACHABLE, "unreachable"))
         claims = self._signed_claims(token, keys)
         self._check_claims(claims, essential=("iss", "aud", "exp"))
         return self._identity(token, claims)
@@ -219,7 +250,7 @@ class TokenVerifier:
                 return jwt.decode(token, key, algorithms=list(self.settings.algorithms)).claims
             except (JoseError, ValueError):
                 continue
-        raise _invalid("the token's signature is invalid")
+        raise _invalid("the token's signature is invalid", "bad_signature")
 
     def _check_claims(self, claims: Mapping[str, Any], *, essential: tuple[str, ...]) -> None:
         """iss, aud and the time claims; `essential` ones must be present (introspection answers may omit some)."""
@@ -230,11 +261,12 @@ class TokenVerifier:
         try:
             registry.validate(dict(claims))
         except MissingClaimError as exc:
-            raise _invalid(f"the token lacks the {exc.claim} claim") from None
+            raise _invalid(f"the token lacks the {exc.claim} claim", "missing_claim") from None
         except ExpiredTokenError:
-            raise _invalid(_CLAIM_PROBLEMS["exp"]) from None
+            raise _invalid(_CLAIM_PROBLEMS["exp"], "expired") from None
         except ClaimError as exc:
-            raise _invalid(_CLAIM_PROBLEMS.get(exc.claim, f"the token's {exc.claim} claim is invalid")) from None
+            raise _invalid(_CLAIM_PROBLEMS.get(exc.claim, f"the token's {exc.claim} claim is invalid"),
+                           _CLAIM_REASONS.get(exc.claim, "bad_claim")) from None
 
     def _identity(self, token: str, claims: dict[str, Any]) -> Identity:
         subject = claims.get("sub")
@@ -248,22 +280,12 @@ class TokenVerifier:
         )
 
     async def _introspect(self, token: str) -> Identity:
-        """RFC 7662; active answers are cached for `introspection_cache_seconds`, never past the token's `exp`."""
-        digest = hashlib.sha256(token.encode()).hexdigest()
-        now = self._clock()
-        cached = self._introspected.get(digest)
-        if cached is not None and cached[1] > now:
-            return cached[0]
+        """RFC 7662: the authorization server says whether the token is active, and its claims."""
         answer = await self._ask_introspection(token)
         if answer.get("active") is not True:
-            raise _invalid("the token is not active")
+            raise _invalid("the token is not active", "inactive")
         self._check_claims(answer, essential=())
-        identity = self._identity(token, answer)
-        until = now + self.settings.introspection_cache_seconds
-        if isinstance(answer.get("exp"), int | float):
-            until = min(until, answer["exp"])
-        self._remember(digest, identity, until, now)
-        return identity
+        return self._identity(token, answer)
 
     async def _ask_introspection(self, token: str) -> dict[str, Any]:
         settings = self.settings
@@ -281,18 +303,18 @@ class TokenVerifier:
             answer = response.json()
         except (httpx2.HTTPError, ValueError) as exc:
             log.warning("token introspection at %s failed: %s", settings.introspection_url, exc)
-            raise _invalid(UNREACHABLE) from None
+            raise _invalid(UNREACHABLE, "unreachable") from None
         if not isinstance(answer, dict):
-            raise _invalid(UNREACHABLE)
+            raise _invalid(UNREACHABLE, "unreachable")
         return answer
 
-    def _remember(self, digest: str, identity: Identity, until: float, now: float) -> None:
-        if len(self._introspected) >= INTROSPECTION_CACHE_ENTRIES:
-            self._introspected = {k: v for k, v in self._introspected.items() if v[1] > now}
-            if len(self._introspected) >= INTROSPECTION_CACHE_ENTRIES:
-                self._introspected.pop(next(iter(self._introspected)))
-        if until > now:
-            self._introspected[digest] = (identity, until)
+    def _remember(self, digest: str, entry: tuple[Identity, float, int | None], now: float) -> None:
+        if len(self._verified) >= VERIFIED_CACHE_ENTRIES:
+            self._verified = {k: v for k, v in self._verified.items() if v[1] > now}
+            if len(self._verified) >= VERIFIED_CACHE_ENTRIES:
+                self._verified.pop(next(iter(self._verified)))
+        if entry[1] > now:
+            self._verified[digest] = entry
 
 
 def _scopes(claims: Mapping[str, Any]) -> frozenset[str]:
