@@ -120,7 +120,7 @@ def run_async(coro: Any) -> Any:
         return runner.run(coro)
 
 
-def _app(config: GatewayConfig) -> Any:
+def _app(config: GatewayConfig, metrics: Any = None) -> Any:
     from gateway.runtime import load_gateway
     from gateway.server import create_app
 
@@ -129,7 +129,7 @@ def _app(config: GatewayConfig) -> Any:
         log.warning("%s", warning)
     settings = config.server
     log.info("serving %d tools at http://%s:%d%s", len(gw.tools), settings.host, settings.port, settings.path)
-    app = create_app(gw)
+    app = create_app(gw, metrics=metrics)
     # What start-up built lives as long as the process: moved out of the collector's view, it is not
     # scanned again by every collection the calls trigger.
     gc.collect()
@@ -159,7 +159,9 @@ def _serve_http(args: argparse.Namespace, config: GatewayConfig) -> None:
         os.environ[WORKER_ARGV] = json.dumps(list(args.argv))
         uvicorn.run("gateway.cli:worker_app", factory=True, workers=args.workers, **options)
         return
-    app = ReloadingApp(lambda: _app(_config(args)), _app(config))
+    metrics = _metrics(settings)
+    app = ReloadingApp(lambda: _app(_config(args), metrics), _app(config, metrics),
+                       on_reload=_reload_listeners(metrics))
     server = GatewayServer(uvicorn.Config(app, **options), app, drain_seconds=settings.drain_seconds)
 
     async def serve() -> None:
@@ -173,6 +175,25 @@ def _serve_http(args: argparse.Namespace, config: GatewayConfig) -> None:
                 watcher.cancel()
 
     run_async(serve())
+
+
+def _metrics(settings: Any) -> Any:
+    """The process's metrics when `server.metrics` asks for them; with a port of their own, served from here."""
+    if not settings.metrics.enabled:
+        return None
+    from prometheus_client import start_http_server
+
+    from gateway.observability.metrics import Metrics
+
+    metrics = Metrics()
+    if settings.metrics.port is not None:
+        start_http_server(settings.metrics.port, addr=settings.host, registry=metrics.registry)
+        log.info("metrics at http://%s:%d/metrics", settings.host, settings.metrics.port)
+    return metrics
+
+
+def _reload_listeners(metrics: Any) -> list[Any]:
+    return [lambda result: metrics.reloads.labels(result).inc()] if metrics is not None else []
 
 
 def _watched(args: argparse.Namespace, config: GatewayConfig) -> list[Path]:

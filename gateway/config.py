@@ -54,6 +54,16 @@ class DiscoverySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """`server.metrics`: Prometheus metrics at `path`, on the main port or, with `port`, on one of their own
+    (bound to the same host), which keeps them off the port that callers reach."""
+
+    enabled: bool = False
+    port: int | None = None
+    path: str = "/metrics"
+
+
+@dataclass(frozen=True, slots=True)
 class ServerSettings:
     """The MCP endpoint. Empty `allowed_hosts`/`allowed_origins` leave the server's own default in force.
 
@@ -75,6 +85,7 @@ class ServerSettings:
     audit: AuditSettings = field(default_factory=AuditSettings)
     widgets: WidgetOptions = field(default_factory=WidgetOptions)
     discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     fast_path: bool = True  # stateless JSON tools/call, tools/list and ping served without the SDK's dispatcher
     reload: str = "off"  # "watch": reload when the config, a spec or a mapping changes (SIGHUP always reloads)
     drain_seconds: float = 5.0  # after SIGTERM: /readyz is 503 but calls are still served, for load balancers
@@ -224,6 +235,7 @@ def _build(data: Mapping[str, Any], locate: Locator, base: Path) -> GatewayConfi
         widgets[key] = tuple(widgets.get(key, ()))
     server["widgets"] = WidgetOptions(**widgets)
     server["discovery"] = DiscoverySettings(**server.get("discovery", {}))
+    server["metrics"] = MetricsSettings(**server.get("metrics", {}))
     if problems:
         raise config_error(problems)
     return GatewayConfig(server=ServerSettings(**server), backends=tuple(backends))

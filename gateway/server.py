@@ -31,6 +31,7 @@ from gateway.calls.pipeline import CallPolicy, build_policy
 from gateway.config import ServerSettings
 from gateway.discovery.catalog import CALL_TOOL, Catalog
 from gateway.observability.logs import RequestIds
+from gateway.observability.metrics import Metrics
 from gateway.redact import install_log_redaction
 from gateway.runtime import Gateway, open_backends
 from gateway.serving.endpoint import Endpoint, EndpointTools
@@ -114,20 +115,28 @@ def _with_toolset_audiences(auth: InboundAuth, catalogs: tuple[Catalog, ...]) ->
 
 
 def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None, *,
-               widgets: WidgetRegistry | None = None) -> Starlette:
+               widgets: WidgetRegistry | None = None, metrics: Metrics | None = None) -> Starlette:
     """The ASGI app: MCP at the configured path (and each toolset's beneath it), `/healthz` and `/readyz`.
 
     With `server.auth.mode: oauth` the MCP routes are guarded by bearer-token checks and the RFC 9728
     protected-resource metadata is served; with mode none nothing checks who calls (logged as a warning).
     `widgets` replaces the widgets built from the loaded tools (a test's own widget library, say).
+    `metrics` (kept across reloads by the caller) is made here when `server.metrics` asks for them and none
+    is given; they are served at `server.metrics.path` unless they have a port of their own.
     """
     backends = dict(backends) if backends is not None else open_backends(gw)
     settings = gw.config.server
-    policy = build_policy(gw.config, backends)
+    if metrics is None and settings.metrics.enabled:
+        metrics = Metrics()
+    policy = build_policy(gw.config, backends, (metrics,) if metrics is not None else ())
+    if metrics is not None:
+        metrics.serve(gw.tools, {name: (lambda cap=cap: cap.in_flight) for name, cap in policy.caps.items()})
     if settings.auth.mode != "oauth":
         log.warning("inbound auth is off (server.auth.mode: none): anyone who reaches %s can call every tool",
                     settings.path)
-    verifier = TokenVerifier(_with_toolset_audiences(settings.auth, gw.catalogs)) \
+    jwks = (lambda result: metrics.jwks.labels(result).inc()) if metrics is not None else None
+    token_checks = (lambda result: metrics.tokens.labels(result).inc()) if metrics is not None else None
+    verifier = TokenVerifier(_with_toolset_audiences(settings.auth, gw.catalogs), on_fetch=jwks) \
         if settings.auth.mode == "oauth" else None
     servers: list[Server[Any]] = []
     routes: list[BaseRoute] = []
@@ -137,7 +146,7 @@ def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None, *,
         security = scope_policy(gw, catalog)
         served = EndpointTools.build(gw, catalog, security, widgets if widgets is not None else gw.widgets)
         endpoint = Endpoint(served, backends, policy)
-        server = sdk_server(endpoint)
+        server = sdk_server(endpoint, metrics)
         mcp_app = server.streamable_http_app(
             streamable_http_path=catalog.path,
             stateless_http=True,
@@ -151,13 +160,15 @@ def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None, *,
         endpoint_routes = list(mcp_app.routes)
         if settings.fast_path:
             endpoint_routes = [
-                Route(r.path, FastPath(r.endpoint, endpoint, security_settings, settings.max_request_bytes),
-                      methods=r.methods) if isinstance(r, Route) and r.path == catalog.path else r
+                Route(r.path, FastPath(r.endpoint, endpoint, security_settings, settings.max_request_bytes,
+                                       metrics), methods=r.methods)
+                if isinstance(r, Route) and r.path == catalog.path else r
                 for r in endpoint_routes]
         if verifier is not None and security is not None:
             resource = ResourceServer(settings.auth, security, mcp_path=catalog.path,
                                       max_body=settings.max_request_bytes, name=catalog.name, verifier=verifier,
-                                      resource_url=_endpoint_url(settings.auth.resource_url, gw.catalogs[0], catalog))
+                                      resource_url=_endpoint_url(settings.auth.resource_url, gw.catalogs[0], catalog),
+                                      on_check=token_checks)
             endpoint_routes = [resource.guard(r) if isinstance(r, Route) and r.path == catalog.path else r
                                for r in endpoint_routes] + resource.routes()
         routes += endpoint_routes
@@ -189,6 +200,8 @@ def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None, *,
         return JSONResponse(body, status_code=200 if state["ready"] else 503)
 
     routes += [Route("/healthz", healthz), Route("/readyz", readyz)]
+    if metrics is not None and settings.metrics.port is None:
+        routes.append(Route(settings.metrics.path, metrics.endpoint, methods=["GET"]))
     return Starlette(routes=routes, middleware=[Middleware(RequestIds), *middleware], lifespan=lifespan)
 
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx2
 import pytest
 
 from adapters.petstore import MAPPING, SPEC
-from tests.conftest import write_text
+from tests.conftest import debian_tool, free_port, write_text
+from tests.gateway_harness import connect
 from tests.test_lifecycle import serving
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -39,3 +46,99 @@ async def test_json_logs_carry_the_request_id_of_the_trace(tmp_path: Path, petst
     audit = [line for line in lines if line.get("event") == "tool_call"]
     assert [(a["tool"], a["outcome"], a["request_id"]) for a in audit] == [("get_inventory", "ok", TRACE_ID)]
     assert any(line["logger"] == "gateway.server" and "message" in line for line in lines)
+
+
+PROMETHEUS_CONFIG = """
+global: {{scrape_interval: 1s}}
+scrape_configs:
+  - job_name: gateway
+    static_configs: [{{targets: ["127.0.0.1:{port}"]}}]
+"""
+
+
+@contextlib.contextmanager
+def prometheus(binary: str, folder: Path, target_port: int) -> Iterator[str]:
+    """Debian's Prometheus on loopback, scraping the gateway's metrics port every second; yields its URL."""
+    port = free_port()
+    config = folder / "prometheus.yml"
+    config.write_text(PROMETHEUS_CONFIG.format(port=target_port))
+    process = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={folder / 'data'}",
+                                f"--web.listen-address=127.0.0.1:{port}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.anyio
+async def test_prometheus_scrapes_the_call_just_made(tmp_path: Path, petstore_backend) -> None:
+    binary = debian_tool("/usr/bin/prometheus", "prometheus")
+    if binary is None:
+        pytest.skip("Debian's prometheus is not installed (apt-get install prometheus)")
+    metrics_port = free_port()
+    config = write_text(tmp_path, f"""
+        version: 1
+        server: {{metrics: {{enabled: true, port: {metrics_port}}}}}
+        backends:
+          - {{name: pets, spec: {SPEC}, mapping: {MAPPING}, upstream: "{petstore_backend.url}/api"}}
+        """, "gateway.yaml")
+    with serving("--config", str(config)) as (_, url), prometheus(binary, tmp_path, metrics_port) as prom:
+        async with connect(url) as client:
+            assert not (await client.call_tool("get_inventory", {})).is_error
+            assert (await client.call_tool("get_pet", {"petId": "x"})).is_error
+        query = 'gateway_tool_calls_total{tool="get_inventory",backend="pets",outcome="ok"}'
+        async with httpx2.AsyncClient(timeout=10) as http:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    answer = (await http.get(f"{prom}/api/v1/query", params={"query": query})).json()
+                except httpx2.HTTPError:
+                    answer = {}
+                found = answer.get("data", {}).get("result", [])
+                if found or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.5)
+            assert found and float(found[0]["value"][1]) == 1.0, answer
+            text = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+    assert 'gateway_tool_calls_total{backend="pets",outcome="invalid_arguments",tool="get_pet"} 1.0' in text
+    assert 'mcp_server_operation_duration_seconds_count{error_type="",gen_ai_tool_name="get_inventory",' \
+           'mcp_method_name="tools/call"} 1.0' in text
+    assert 'gateway_upstream_request_duration_seconds_count{backend="pets",status_class="2xx"} 1.0' in text
+    assert 'gateway_upstream_in_flight{backend="pets"} 0.0' in text
+
+
+@pytest.mark.anyio
+async def test_metrics_on_the_main_port_count_token_checks_and_bound_their_labels(petstore_backend) -> None:
+    from adapters.devauth import AuthServer
+    from gateway.auth.settings import InboundAuth
+    from gateway.config import MetricsSettings, config_from_args
+    from gateway.runtime import load_gateway
+    from gateway.server import create_app
+    from tests.conftest import ServerThread
+
+    port = free_port()
+    resource = f"http://127.0.0.1:{port}/mcp"
+    with AuthServer(audience=resource) as auth:
+        config = config_from_args(spec=str(SPEC), mapping=str(MAPPING), upstream=f"{petstore_backend.url}/api")
+        config = replace(config, server=replace(config.server, port=port, metrics=MetricsSettings(enabled=True),
+                                                auth=InboundAuth(mode="oauth", issuer=auth.url, resource_url=resource)))
+        with ServerThread(create_app(load_gateway(config)), port=port) as server:
+            headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"}
+            call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                    "params": {"name": "get_inventory", "arguments": {}}}
+            unknown = {**call, "params": {"name": "x" * 40, "arguments": {}}}
+            async with httpx2.AsyncClient() as http:
+                good = auth.issue(scopes=["pets:read"])
+                for token in (good, good, auth.issue(expires_in=-120), auth.issue(audience="https://elsewhere")):
+                    await http.post(server.url + "/mcp", json=call, headers={**headers,
+                                                                            "Authorization": f"Bearer {token}"})
+                await http.post(server.url + "/mcp", json=unknown, headers={**headers,
+                                                                           "Authorization": f"Bearer {good}"})
+                text = (await http.get(server.url + "/metrics")).text
+    assert 'gateway_token_checks_total{result="ok"} 3.0' in text
+    assert 'gateway_token_checks_total{result="expired"} 1.0' in text
+    assert 'gateway_token_checks_total{result="bad_audience"} 1.0' in text
+    assert 'gateway_jwks_fetches_total{result="ok"} 1.0' in text
+    assert "x" * 40 not in text and 'gen_ai_tool_name="other"' in text  # a caller's tool name is never a label

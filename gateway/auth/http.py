@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -141,11 +141,13 @@ def challenge(metadata: str, scopes: Iterable[str], error: str | None = None, de
 class BearerGuard:
     """ASGI app in front of the MCP endpoint: checks the bearer token against what the request needs."""
 
-    def __init__(self, app: ASGIApp, verifier: TokenVerifier, policy: ScopePolicy, metadata: str) -> None:
+    def __init__(self, app: ASGIApp, verifier: TokenVerifier, policy: ScopePolicy, metadata: str,
+                 on_check: Callable[[str], None] | None = None) -> None:
         self.app = app
         self.verifier = verifier
         self.policy = policy
         self.metadata = metadata
+        self.on_check = on_check  # told each token check's result: ok, or the refusal's reason
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -162,7 +164,11 @@ class BearerGuard:
         try:
             token = _bearer_token(Headers(scope=scope))
             identity = ANONYMOUS if token is None else await self.verifier.verify(token)
+            if token is not None and self.on_check is not None:
+                self.on_check("ok")
         except AuthError as exc:  # a token was sent and is refused, even where none is needed (RFC 6750 §3.1)
+            if self.on_check is not None:
+                self.on_check(exc.reason)
             await self._refuse(scope, receive, send, 400 if exc.error == "invalid_request" else 401,
                                needed or self.policy.required, exc.error, exc.description)
             return
@@ -228,10 +234,12 @@ class ResourceServer:
     """What inbound OAuth adds to the app: the guard on the MCP route and the protected-resource metadata."""
 
     def __init__(self, auth: InboundAuth, policy: ScopePolicy, *, mcp_path: str, max_body: int, name: str,
-                 verifier: TokenVerifier | None = None, resource_url: str | None = None) -> None:
+                 verifier: TokenVerifier | None = None, resource_url: str | None = None,
+                 on_check: Callable[[str], None] | None = None) -> None:
         """`verifier` may be shared by several endpoints; `resource_url` is this endpoint's (default: the
         configured one)."""
         self.verifier = verifier or TokenVerifier(auth)
+        self.on_check = on_check
         self.auth = auth
         self.policy = policy
         self.mcp_path = mcp_path
@@ -244,8 +252,8 @@ class ResourceServer:
 
     def guard(self, route: Route) -> Route:
         """`route` (the MCP endpoint) behind the token check; the body limit applies before the guard reads it."""
-        return Route(route.path, endpoint=BearerGuard(route.endpoint, self.verifier, self.policy, self.metadata_url),
-                     max_body_size=self.max_body)
+        guard = BearerGuard(route.endpoint, self.verifier, self.policy, self.metadata_url, self.on_check)
+        return Route(route.path, endpoint=guard, max_body_size=self.max_body)
 
     def routes(self) -> list[Route]:
         """RFC 9728 metadata at the root well-known URL and at the path-inserted ones (endpoint and resource path)."""

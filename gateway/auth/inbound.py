@@ -105,7 +105,8 @@ class KeyCache:
     """
 
     def __init__(self, http: httpx2.AsyncClient, *, issuer: str, jwks_url: str | None, min_refresh: float,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], on_fetch: Callable[[str], None] | None = None) -> None:
+        self._on_fetch = on_fetch or (lambda result: None)
         self._http = http
         self._issuer = issuer
         self._jwks_url = jwks_url
@@ -153,7 +154,9 @@ class KeyCache:
             self._keys = _signing_keys(response.json())
         except (httpx2.HTTPError, ValueError) as exc:
             log.warning("could not fetch the signing keys of %s: %s", self._issuer, exc)
+            self._on_fetch("failed")
             return
+        self._on_fetch("ok")
         self._fetched_at = self._attempted_at
         self.generation += 1
         log.info("fetched %d signing keys of %s", len(self._keys.keys), self._issuer)
@@ -178,7 +181,9 @@ class KeyCache:
 class TokenVerifier:
     """Verifies bearer tokens for one resource; one instance per gateway, closed with `aclose()`."""
 
-    def __init__(self, settings: InboundAuth, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: InboundAuth, *, clock: Callable[[], float] = time.time,
+                 on_fetch: Callable[[str], None] | None = None) -> None:
+        """`on_fetch` is told each JWKS fetch's result (`ok`, `failed`)."""
         if settings.issuer is None or settings.resource_url is None:
             raise ValueError("server.auth: mode oauth needs issuer and resource_url")
         refused = sorted(set(settings.algorithms) & set(_SYMMETRIC_OR_NONE))
@@ -189,7 +194,7 @@ class TokenVerifier:
         self._clock = clock
         self._http = httpx2.AsyncClient(timeout=AS_TIMEOUT, follow_redirects=False, trust_env=False)
         self._keys = KeyCache(self._http, issuer=settings.issuer, jwks_url=settings.jwks_url,
-                              min_refresh=settings.jwks_min_refresh_seconds, clock=clock)
+                              min_refresh=settings.jwks_min_refresh_seconds, clock=clock, on_fetch=on_fetch)
         # SHA-256 of a token -> (identity, valid until, the JWKS generation it was verified with; None: introspected)
         self._verified: dict[str, tuple[Identity, float, int | None]] = {}
 

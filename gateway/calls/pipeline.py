@@ -20,14 +20,14 @@ import time
 import traceback
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import mcp_types as types
 
 from gateway.auth.settings import ANONYMOUS, AuditSettings, Identity, Secret
-from gateway.calls.forward import Backend, UpstreamError
+from gateway.calls.forward import Backend, UpstreamError, UpstreamResponse
 from gateway.calls.limits import Busy, ConcurrencyCap, RateLimiter
-from gateway.calls.request import ArgumentError, build_request
+from gateway.calls.request import ArgumentError, UpstreamRequest, build_request
 from gateway.calls.shape import compact_json, error_result, shape
 from gateway.calls.validate import describe
 from gateway.config import GatewayConfig
@@ -56,9 +56,20 @@ class CallPolicy:
     caps: Mapping[str, ConcurrencyCap] = field(default_factory=dict)
     redactor: Redactor = field(default_factory=Redactor)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    observers: tuple[CallObserver, ...] = ()
 
 
-def build_policy(config: GatewayConfig, backends: Mapping[str, Backend]) -> CallPolicy:
+class CallObserver(Protocol):
+    """Told what each call did (metrics): its outcome, and each request that went to a backend."""
+
+    def call_finished(self, tool: str, backend: str, outcome: str) -> None: ...
+
+    def upstream_finished(self, backend: str, status: int | None, seconds: float) -> None:
+        """`status` None: no answer (a timeout, a refused or broken connection)."""
+
+
+def build_policy(config: GatewayConfig, backends: Mapping[str, Backend],
+                 observers: tuple[CallObserver, ...] = ()) -> CallPolicy:
     """The policy the configuration asks for; `backends` supply their current tokens to the redactor."""
     rates = config.server.rate_limits
     return CallPolicy(
@@ -66,6 +77,7 @@ def build_policy(config: GatewayConfig, backends: Mapping[str, Backend]) -> Call
         caps={b.name: ConcurrencyCap(b.name, b.max_concurrency) for b in config.backends},
         redactor=Redactor(configured_secrets(config), sources=[b.secrets for b in backends.values()]),
         audit=config.server.audit,
+        observers=observers,
     )
 
 
@@ -118,6 +130,8 @@ async def call_tool(
     finally:
         write_audit("tool_call", identity, tool.name, audit.outcome, started, policy, arguments, extra,
                     backend=tool.backend, upstream_status=audit.upstream_status)
+        for observer in policy.observers:
+            observer.call_finished(tool.name, tool.backend, audit.outcome)
 
 
 def write_audit(event: str, identity: Identity, tool: str, outcome: str, started: float, policy: CallPolicy,
@@ -169,8 +183,7 @@ async def _call(
     wait = tool.timeout if tool.timeout is not None else backend.timeouts.read
     try:
         async with cap.slot(wait) if cap is not None else contextlib.nullcontext():
-            response = await backend.send(request, timeout=tool.timeout, max_bytes=tool.response.max_bytes,
-                                          identity=identity)
+            response = await _exchange(tool, request, backend, identity, policy.observers)
     except Busy as exc:
         calls = "call" if exc.in_flight == 1 else "calls"
         return failed("busy", f"The backend {exc.backend!r} is busy ({exc.in_flight} {calls} in flight), so "
@@ -193,6 +206,23 @@ async def _call(
     if not 200 <= response.status < 300:
         return failed("upstream_http_error", text)
     return failed("output_mismatch" if text.startswith(_OUTPUT_MISMATCH) else "upstream_bad_answer", text)
+
+
+async def _exchange(tool: ToolSpec, request: UpstreamRequest, backend: Backend, identity: Identity,
+                    observers: tuple[CallObserver, ...]) -> UpstreamResponse:
+    """The upstream request and its answer, told to the observers (not when no request left: credentials)."""
+    sent = time.perf_counter()
+    try:
+        response = await backend.send(request, timeout=tool.timeout, max_bytes=tool.response.max_bytes,
+                                      identity=identity)
+    except UpstreamError as exc:
+        if exc.kind != "credentials":
+            for observer in observers:
+                observer.upstream_finished(tool.backend, None, time.perf_counter() - sent)
+        raise
+    for observer in observers:
+        observer.upstream_finished(tool.backend, response.status, response.seconds)
+    return response
 
 
 def _loggable(value: Any, redactor: Redactor, extra: Iterable[str], name: str = "") -> Any:

@@ -16,6 +16,7 @@ own error), and a call of a tool the endpoint does not have (its JSON-RPC error 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +31,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.observability.metrics import Metrics
 from gateway.serving.endpoint import Endpoint
 
 _ENVELOPE = frozenset({"jsonrpc", "id", "method", "params"})
@@ -42,11 +44,12 @@ class FastPath:
     """ASGI app in front of the SDK's endpoint app (`sdk`) for one MCP endpoint."""
 
     def __init__(self, sdk: ASGIApp, endpoint: Endpoint, security: TransportSecuritySettings | None,
-                 max_body: int) -> None:
+                 max_body: int, metrics: Metrics | None = None) -> None:
         self.sdk = sdk
         self.endpoint = endpoint
         self.security = TransportSecurityMiddleware(security)
         self.max_body = max_body
+        self.metrics = metrics
         self._results: dict[tuple[str, str], bytes] = {}  # (method, version) -> serialised constant result
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -58,13 +61,18 @@ class FastPath:
         if body is None:  # the client went away
             return
         message = _message(body) if complete and len(body) <= self.max_body else None  # the SDK refuses the rest
-        answer = await self._answer(message, version) if message is not None else None
-        if answer is None:
+        started = time.perf_counter()
+        answered = await self._answer(message, version) if message is not None else None
+        if answered is None:
             await self.sdk(scope, _replay(body, complete, receive), send)
             return
+        answer, error_type = answered
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-length", str(len(answer)).encode()), *_HEADERS]})
         await send({"type": "http.response.body", "body": answer})
+        if self.metrics is not None and message is not None:
+            params = message.get("params") or {}
+            self.metrics.operation(message["method"], params.get("name"), error_type, time.perf_counter() - started)
 
     def _fast_version(self, scope: Scope) -> str | None:
         """The request's handshake-era protocol version, when the request may take the fast path at all."""
@@ -90,8 +98,9 @@ class FastPath:
         declared = headers.get("content-length")
         return declared is None or (declared.isdigit() and int(declared) <= self.max_body)
 
-    async def _answer(self, message: Mapping[str, Any], version: str) -> bytes | None:
-        """The response body for a well-formed hot request, or None to leave it to the SDK."""
+    async def _answer(self, message: Mapping[str, Any], version: str) -> tuple[bytes, str] | None:
+        """The response body for a well-formed hot request and its error type ("tool_error" for an `isError`
+        result, else ""), or None to leave the request to the SDK."""
         method, params = message["method"], message.get("params") or {}
         try:
             wire.validate_client_request(method, version, message.get("params"))  # as the SDK checks them
@@ -106,12 +115,13 @@ class FastPath:
                 result = await self.endpoint.call(name, arguments, legacy=True)
             except MCPError:
                 return None
-            return head + orjson.dumps(_call_result(result) or _wire(method, version, result)) + b"}"
+            body = head + orjson.dumps(_call_result(result) or _wire(method, version, result)) + b"}"
+            return body, "tool_error" if result.is_error else ""
         key = (method, version)
         if key not in self._results:
             result = self.endpoint.list_tools(legacy=True) if method == "tools/list" else types.EmptyResult()
             self._results[key] = orjson.dumps(_wire(method, version, result))
-        return head + self._results[key] + b"}"
+        return head + self._results[key] + b"}", ""
 
 
 def _wire(method: str, version: str, result: Any) -> dict[str, Any]:

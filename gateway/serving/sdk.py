@@ -11,11 +11,12 @@ from mcp.server import Server
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 import gateway
+from gateway.observability.metrics import Metrics
 from gateway.serving.endpoint import Endpoint
 from gateway.widgets import MCP_APP_MIME, UI_EXTENSION
 
 
-def sdk_server(endpoint: Endpoint) -> Server[Any]:
+def sdk_server(endpoint: Endpoint, metrics: Metrics | None = None) -> Server[Any]:
     """The endpoint as an SDK `Server`: its name and instructions, tools and (with widgets) resources."""
 
     def is_legacy(ctx: Any) -> bool:
@@ -50,4 +51,6 @@ def sdk_server(endpoint: Endpoint) -> Server[Any]:
     )
     if widgets:
         server.extensions[UI_EXTENSION] = {"mimeTypes": [MCP_APP_MIME]}
+    if metrics is not None:
+        server.middleware.append(metrics.sdk_middleware())
     return server
