@@ -120,7 +120,7 @@ def run_async(coro: Any) -> Any:
         return runner.run(coro)
 
 
-def _app(config: GatewayConfig, metrics: Any = None) -> Any:
+def _app(config: GatewayConfig, metrics: Any = None, tracing: Any = None) -> Any:
     from gateway.runtime import load_gateway
     from gateway.server import create_app
 
@@ -129,7 +129,7 @@ def _app(config: GatewayConfig, metrics: Any = None) -> Any:
         log.warning("%s", warning)
     settings = config.server
     log.info("serving %d tools at http://%s:%d%s", len(gw.tools), settings.host, settings.port, settings.path)
-    app = create_app(gw, metrics=metrics)
+    app = create_app(gw, metrics=metrics, tracing=tracing)
     # What start-up built lives as long as the process: moved out of the collector's view, it is not
     # scanned again by every collection the calls trigger.
     gc.collect()
@@ -160,7 +160,12 @@ def _serve_http(args: argparse.Namespace, config: GatewayConfig) -> None:
         uvicorn.run("gateway.cli:worker_app", factory=True, workers=args.workers, **options)
         return
     metrics = _metrics(settings)
-    app = ReloadingApp(lambda: _app(_config(args), metrics), _app(config, metrics),
+    tracing = None
+    if settings.tracing.enabled:
+        from gateway.observability.tracing import Tracing
+
+        tracing = Tracing.configure()
+    app = ReloadingApp(lambda: _app(_config(args), metrics, tracing), _app(config, metrics, tracing),
                        on_reload=_reload_listeners(metrics))
     server = GatewayServer(uvicorn.Config(app, **options), app, drain_seconds=settings.drain_seconds)
 
@@ -173,6 +178,8 @@ def _serve_http(args: argparse.Namespace, config: GatewayConfig) -> None:
         finally:
             if watcher is not None:
                 watcher.cancel()
+            if tracing is not None:
+                tracing.shutdown()
 
     run_async(serve())
 

@@ -64,6 +64,13 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TracingSettings:
+    """`server.tracing`: OpenTelemetry traces, exported over OTLP/HTTP as the `OTEL_*` variables say."""
+
+    enabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ServerSettings:
     """The MCP endpoint. Empty `allowed_hosts`/`allowed_origins` leave the server's own default in force.
 
@@ -86,6 +93,7 @@ class ServerSettings:
     widgets: WidgetOptions = field(default_factory=WidgetOptions)
     discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)
     fast_path: bool = True  # stateless JSON tools/call, tools/list and ping served without the SDK's dispatcher
     reload: str = "off"  # "watch": reload when the config, a spec or a mapping changes (SIGHUP always reloads)
     drain_seconds: float = 5.0  # after SIGTERM: /readyz is 503 but calls are still served, for load balancers
@@ -236,6 +244,7 @@ def _build(data: Mapping[str, Any], locate: Locator, base: Path) -> GatewayConfi
     server["widgets"] = WidgetOptions(**widgets)
     server["discovery"] = DiscoverySettings(**server.get("discovery", {}))
     server["metrics"] = MetricsSettings(**server.get("metrics", {}))
+    server["tracing"] = TracingSettings(**server.get("tracing", {}))
     if problems:
         raise config_error(problems)
     return GatewayConfig(server=ServerSettings(**server), backends=tuple(backends))

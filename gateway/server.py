@@ -32,6 +32,7 @@ from gateway.config import ServerSettings
 from gateway.discovery.catalog import CALL_TOOL, Catalog
 from gateway.observability.logs import RequestIds
 from gateway.observability.metrics import Metrics
+from gateway.observability.tracing import TraceContext, Tracing
 from gateway.redact import install_log_redaction
 from gateway.runtime import Gateway, open_backends
 from gateway.serving.endpoint import Endpoint, EndpointTools
@@ -115,20 +116,24 @@ def _with_toolset_audiences(auth: InboundAuth, catalogs: tuple[Catalog, ...]) ->
 
 
 def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None, *,
-               widgets: WidgetRegistry | None = None, metrics: Metrics | None = None) -> Starlette:
+               widgets: WidgetRegistry | None = None, metrics: Metrics | None = None,
+               tracing: Tracing | None = None) -> Starlette:
     """The ASGI app: MCP at the configured path (and each toolset's beneath it), `/healthz` and `/readyz`.
 
     With `server.auth.mode: oauth` the MCP routes are guarded by bearer-token checks and the RFC 9728
     protected-resource metadata is served; with mode none nothing checks who calls (logged as a warning).
     `widgets` replaces the widgets built from the loaded tools (a test's own widget library, say).
     `metrics` (kept across reloads by the caller) is made here when `server.metrics` asks for them and none
-    is given; they are served at `server.metrics.path` unless they have a port of their own.
+    is given; they are served at `server.metrics.path` unless they have a port of their own. `tracing`
+    likewise (`server.tracing`).
     """
     backends = dict(backends) if backends is not None else open_backends(gw)
     settings = gw.config.server
     if metrics is None and settings.metrics.enabled:
         metrics = Metrics()
-    policy = build_policy(gw.config, backends, (metrics,) if metrics is not None else ())
+    if tracing is None and settings.tracing.enabled:
+        tracing = Tracing.configure()
+    policy = build_policy(gw.config, backends, (metrics,) if metrics is not None else (), tracing)
     if metrics is not None:
         metrics.serve(gw.tools, {name: (lambda cap=cap: cap.in_flight) for name, cap in policy.caps.items()})
     if settings.auth.mode != "oauth":
@@ -161,7 +166,7 @@ def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None, *,
         if settings.fast_path:
             endpoint_routes = [
                 Route(r.path, FastPath(r.endpoint, endpoint, security_settings, settings.max_request_bytes,
-                                       metrics), methods=r.methods)
+                                       metrics, tracing), methods=r.methods)
                 if isinstance(r, Route) and r.path == catalog.path else r
                 for r in endpoint_routes]
         if verifier is not None and security is not None:
@@ -202,7 +207,8 @@ def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None, *,
     routes += [Route("/healthz", healthz), Route("/readyz", readyz)]
     if metrics is not None and settings.metrics.port is None:
         routes.append(Route(settings.metrics.path, metrics.endpoint, methods=["GET"]))
-    return Starlette(routes=routes, middleware=[Middleware(RequestIds), *middleware], lifespan=lifespan)
+    outer = [Middleware(RequestIds), *([Middleware(TraceContext)] if tracing is not None else [])]
+    return Starlette(routes=routes, middleware=[*outer, *middleware], lifespan=lifespan)
 
 
 async def serve_stdio(gw: Gateway) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -39,11 +40,13 @@ paths:
 
 
 @contextlib.contextmanager
-def serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`gateway serve ARGS` on a free port; yields (process, MCP URL) once it answers."""
+def serving(*args: str, env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`gateway serve ARGS` on a free port (`env` added to the environment); yields (process, MCP URL) once
+    it answers."""
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--port", str(port), *args],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, **(env or {})})
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

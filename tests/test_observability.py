@@ -10,12 +10,17 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from adapters.petstore import MAPPING, SPEC
-from tests.conftest import debian_tool, free_port, write_text
+from tests.conftest import ServerThread, debian_tool, free_port, write_text
 from tests.gateway_harness import connect
 from tests.test_lifecycle import serving
 
@@ -116,8 +121,6 @@ async def test_metrics_on_the_main_port_count_token_checks_and_bound_their_label
     from gateway.config import MetricsSettings, config_from_args
     from gateway.runtime import load_gateway
     from gateway.server import create_app
-    from tests.conftest import ServerThread
-
     port = free_port()
     resource = f"http://127.0.0.1:{port}/mcp"
     with AuthServer(audience=resource) as auth:
@@ -142,3 +145,102 @@ async def test_metrics_on_the_main_port_count_token_checks_and_bound_their_label
     assert 'gateway_token_checks_total{result="bad_audience"} 1.0' in text
     assert 'gateway_jwks_fetches_total{result="ok"} 1.0' in text
     assert "x" * 40 not in text and 'gen_ai_tool_name="other"' in text  # a caller's tool name is never a label
+
+
+ECHO_SPEC = """
+openapi: 3.0.3
+info: {title: Echo, version: "1"}
+paths:
+  /echo/{word}:
+    get:
+      operationId: echo
+      parameters: [{name: word, in: path, required: true, schema: {type: string, maxLength: 10}}]
+      responses: {"200": {description: ok, content: {application/json: {schema: {type: object}}}}}
+"""
+
+
+class Collector:
+    """An OTLP/HTTP receiver: the spans exporters post to `/v1/traces`, decoded from protobuf."""
+
+    def __init__(self) -> None:
+        self.spans: list[Any] = []
+
+    def app(self) -> Starlette:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        async def traces(request: Request) -> Response:
+            export = ExportTraceServiceRequest()
+            export.ParseFromString(await request.body())
+            for resource in export.resource_spans:
+                for scope in resource.scope_spans:
+                    self.spans.extend(scope.spans)
+            return Response(b"", media_type="application/x-protobuf")
+
+        return Starlette(routes=[Route("/v1/traces", traces, methods=["POST"])])
+
+    def named(self, name: str) -> list[Any]:
+        return [span for span in self.spans if span.name == name]
+
+
+def attributes(span: Any) -> dict[str, Any]:
+    return {a.key: getattr(a.value, a.value.WhichOneof("value")) for a in span.attributes}
+
+
+@pytest.mark.anyio
+async def test_a_traced_call_continues_the_callers_trace_into_the_backend(tmp_path: Path) -> None:
+    received: list[str] = []
+
+    async def echo(request: Request) -> JSONResponse:
+        received.append(request.headers.get("traceparent", ""))
+        return JSONResponse({"word": request.path_params["word"]})
+
+    collector = Collector()
+    write_text(tmp_path, ECHO_SPEC, "echo.yaml")
+    with ServerThread(Starlette(routes=[Route("/echo/{word}", echo)])) as upstream, \
+            ServerThread(collector.app()) as receiver:
+        config = write_text(tmp_path, f"""
+            version: 1
+            server: {{tracing: {{enabled: true}}}}
+            backends:
+              - {{name: echo, spec: echo.yaml, upstream: "{upstream.url}"}}
+            """, "gateway.yaml")
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_BSP_SCHEDULE_DELAY": "100"}
+        with serving("--config", str(config), env=env) as (process, url):
+            headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"}
+            parent = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+            in_meta = "00-11111111111111111111111111111111-2222222222222222-01"
+            calls = [
+                ({"name": "echo", "arguments": {"word": "hi"}}, {"traceparent": parent}),
+                ({"name": "echo", "arguments": {"word": "far too long"}}, {"traceparent": parent}),
+                ({"name": "echo", "arguments": {"word": "meta"}, "_meta": {"traceparent": in_meta}}, {}),
+            ]
+            async with httpx2.AsyncClient() as http:
+                for n, (params, extra) in enumerate(calls):
+                    answer = await http.post(url, headers={**headers, **extra}, json={
+                        "jsonrpc": "2.0", "id": n, "method": "tools/call", "params": params})
+                    assert answer.status_code == 200
+                listed = await http.post(url, headers={**headers, "traceparent": parent},
+                                         json={"jsonrpc": "2.0", "id": 9, "method": "resources/list"})
+                assert listed.status_code == 200
+            deadline = time.monotonic() + 20
+            while len(collector.named("tools/call echo")) < 3 and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            process.terminate()
+            process.communicate(timeout=60)
+    servers = collector.named("tools/call echo")
+    clients = collector.named("GET /echo/{word}")
+    assert len(servers) == 3 and len(clients) == 2  # the invalid call sent nothing upstream
+    first, invalid, meta = servers
+    assert first.trace_id.hex() == TRACE_ID and first.parent_span_id.hex() == "00f067aa0ba902b7"
+    assert first.kind == first.SPAN_KIND_SERVER and attributes(first) == {
+        "mcp.method.name": "tools/call", "mcp.protocol.version": "2025-11-25", "jsonrpc.request.id": "0",
+        "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "echo"}
+    assert attributes(invalid)["error.type"] == "tool_error" and invalid.status.code == invalid.status.STATUS_CODE_ERROR
+    assert meta.trace_id.hex() == "1" * 32 and meta.parent_span_id.hex() == "2" * 16
+    client = clients[0]
+    assert client.parent_span_id == first.span_id and client.kind == client.SPAN_KIND_CLIENT
+    assert attributes(client)["http.response.status_code"] == 200
+    assert attributes(client)["url.template"] == "/echo/{word}" and "hi" not in str(attributes(client))
+    assert received[0] == f"00-{TRACE_ID}-{client.span_id.hex()}-01"  # the backend continues the same trace
+    [sdk_span] = collector.named("resources/list")  # made by the SDK's middleware: this request is not a hot one
+    assert sdk_span.trace_id.hex() == TRACE_ID and sdk_span.parent_span_id.hex() == "00f067aa0ba902b7"

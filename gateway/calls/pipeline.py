@@ -32,6 +32,7 @@ from gateway.calls.shape import compact_json, error_result, shape
 from gateway.calls.validate import describe
 from gateway.config import GatewayConfig
 from gateway.observability.logs import current_request_id
+from gateway.observability.tracing import Tracing
 from gateway.redact import REDACTED, Redactor, looks_secret
 from gateway.tools.model import ToolSpec
 
@@ -57,6 +58,7 @@ class CallPolicy:
     redactor: Redactor = field(default_factory=Redactor)
     audit: AuditSettings = field(default_factory=AuditSettings)
     observers: tuple[CallObserver, ...] = ()
+    tracing: Tracing | None = None
 
 
 class CallObserver(Protocol):
@@ -69,7 +71,7 @@ class CallObserver(Protocol):
 
 
 def build_policy(config: GatewayConfig, backends: Mapping[str, Backend],
-                 observers: tuple[CallObserver, ...] = ()) -> CallPolicy:
+                 observers: tuple[CallObserver, ...] = (), tracing: Tracing | None = None) -> CallPolicy:
     """The policy the configuration asks for; `backends` supply their current tokens to the redactor."""
     rates = config.server.rate_limits
     return CallPolicy(
@@ -78,6 +80,7 @@ def build_policy(config: GatewayConfig, backends: Mapping[str, Backend],
         redactor=Redactor(configured_secrets(config), sources=[b.secrets for b in backends.values()]),
         audit=config.server.audit,
         observers=observers,
+        tracing=tracing,
     )
 
 
@@ -183,7 +186,10 @@ async def _call(
     wait = tool.timeout if tool.timeout is not None else backend.timeouts.read
     try:
         async with cap.slot(wait) if cap is not None else contextlib.nullcontext():
-            response = await _exchange(tool, request, backend, identity, policy.observers)
+            if policy.tracing is None:
+                response = await _exchange(tool, request, backend, identity, policy.observers)
+            else:
+                response = await _traced_exchange(tool, request, backend, identity, policy)
     except Busy as exc:
         calls = "call" if exc.in_flight == 1 else "calls"
         return failed("busy", f"The backend {exc.backend!r} is busy ({exc.in_flight} {calls} in flight), so "
@@ -223,6 +229,24 @@ async def _exchange(tool: ToolSpec, request: UpstreamRequest, backend: Backend, 
     for observer in observers:
         observer.upstream_finished(tool.backend, response.status, response.seconds)
     return response
+
+
+async def _traced_exchange(tool: ToolSpec, request: UpstreamRequest, backend: Backend, identity: Identity,
+                           policy: CallPolicy) -> UpstreamResponse:
+    """`_exchange` in a client span whose trace context goes to the backend with the request."""
+    tracing = policy.tracing
+    assert tracing is not None
+    with tracing.upstream_span(tool.backend, tool.request.method, tool.request.path, backend.base_url.host or ""
+                               ) as span:
+        request = dataclasses.replace(request, headers=(*request.headers, *tracing.trace_headers()))
+        try:
+            response = await _exchange(tool, request, backend, identity, policy.observers)
+        except UpstreamError as exc:
+            tracing.finish(span, error_type=exc.kind)
+            raise
+        failed = str(response.status) if response.status >= 400 else None
+        tracing.finish(span, status=response.status, error_type=failed)
+        return response
 
 
 def _loggable(value: Any, redactor: Redactor, extra: Iterable[str], name: str = "") -> Any:

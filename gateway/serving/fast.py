@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.observability.metrics import Metrics
+from gateway.observability.tracing import Tracing
 from gateway.serving.endpoint import Endpoint
 
 _ENVELOPE = frozenset({"jsonrpc", "id", "method", "params"})
@@ -44,12 +45,13 @@ class FastPath:
     """ASGI app in front of the SDK's endpoint app (`sdk`) for one MCP endpoint."""
 
     def __init__(self, sdk: ASGIApp, endpoint: Endpoint, security: TransportSecuritySettings | None,
-                 max_body: int, metrics: Metrics | None = None) -> None:
+                 max_body: int, metrics: Metrics | None = None, tracing: Tracing | None = None) -> None:
         self.sdk = sdk
         self.endpoint = endpoint
         self.security = TransportSecurityMiddleware(security)
         self.max_body = max_body
         self.metrics = metrics
+        self.tracing = tracing
         self._results: dict[tuple[str, str], bytes] = {}  # (method, version) -> serialised constant result
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -62,7 +64,12 @@ class FastPath:
             return
         message = _message(body) if complete and len(body) <= self.max_body else None  # the SDK refuses the rest
         started = time.perf_counter()
-        answered = await self._answer(message, version) if message is not None else None
+        if message is None:
+            answered = None
+        elif self.tracing is None:
+            answered = await self._answer(message, version)
+        else:
+            answered = await self._traced(message, version)
         if answered is None:
             await self.sdk(scope, _replay(body, complete, receive), send)
             return
@@ -97,6 +104,15 @@ class FastPath:
             return False
         declared = headers.get("content-length")
         return declared is None or (declared.isdigit() and int(declared) <= self.max_body)
+
+    async def _traced(self, message: Mapping[str, Any], version: str) -> tuple[bytes, str] | None:
+        """`_answer` in the request's server span (none for a request the SDK will answer, which makes its own)."""
+        assert self.tracing is not None
+        with self.tracing.server_span(message["method"], message.get("params") or {}, version, message["id"]) as span:
+            answered = await self._answer(message, version)
+            if answered is not None:
+                self.tracing.finish(span, error_type=answered[1])
+            return answered
 
     async def _answer(self, message: Mapping[str, Any], version: str) -> tuple[bytes, str] | None:
         """The response body for a well-formed hot request and its error type ("tool_error" for an `isError`
