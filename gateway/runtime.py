@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import httpx2
 
+from gateway.auth.oauth import token_http_client
 from gateway.auth.settings import TlsSettings
 from gateway.auth.tls import ssl_context
 from gateway.auth.upstream import build_provider
@@ -133,10 +134,22 @@ def upstream_url(backend: LoadedBackend) -> str:
     )
 
 
-def open_backends(gateway: Gateway) -> dict[str, Backend]:
+_TOKEN_ENDPOINT_TYPES = ("oauth_client_credentials", "token_exchange", "azure_entra")
+
+
+def _token_client(config: BackendConfig, on_answer: Callable[[str, int], None] | None) -> httpx2.AsyncClient | None:
+    """The token-endpoint client of a backend whose answers are counted; None: the provider's own default."""
+    if on_answer is None or config.auth.type not in _TOKEN_ENDPOINT_TYPES:
+        return None
+    return token_http_client(on_answer=lambda status: on_answer(config.name, status))
+
+
+def open_backends(gateway: Gateway, on_token_answer: Callable[[str, int], None] | None = None
+                  ) -> dict[str, Backend]:
     """One pooled HTTP client per backend, with its TLS settings and credentials (each opens its connection
     pool on its first call, in the serving event loop, so this may run before that loop does). Raises
-    `ConfigError` for credentials or TLS files that cannot work."""
+    `ConfigError` for credentials or TLS files that cannot work. `on_token_answer(backend, status)` is told
+    every answer of a backend's token or identity endpoint."""
     out = {}
     for loaded in gateway.backends:
         c = loaded.config
@@ -153,7 +166,7 @@ def open_backends(gateway: Gateway) -> dict[str, Backend]:
             timeouts=Timeouts(c.timeout_connect, c.timeout_read),
             max_connections=c.max_connections,
             headers=dict(c.headers),
-            credentials=build_provider(c.auth, backend=c.name, where=where),
+            credentials=build_provider(c.auth, backend=c.name, where=where, http=_token_client(c, on_token_answer)),
             verify=verify,
         )
     return out

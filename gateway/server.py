@@ -127,10 +127,11 @@ def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None, *,
     is given; they are served at `server.metrics.path` unless they have a port of their own. `tracing`
     likewise (`server.tracing`).
     """
-    backends = dict(backends) if backends is not None else open_backends(gw)
     settings = gw.config.server
     if metrics is None and settings.metrics.enabled:
         metrics = Metrics()
+    if backends is None:
+        backends = open_backends(gw, metrics.token_answer if metrics is not None else None)
     if tracing is None and settings.tracing.enabled:
         tracing = Tracing.configure()
     policy = build_policy(gw.config, backends, (metrics,) if metrics is not None else (), tracing)

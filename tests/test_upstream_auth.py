@@ -31,6 +31,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from prometheus_client import generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -48,6 +49,7 @@ from gateway.calls.pipeline import call_tool
 from gateway.calls.request import UpstreamRequest
 from gateway.config import config_from_args
 from gateway.errors import ConfigError
+from gateway.observability.metrics import Metrics
 from gateway.runtime import Gateway, load_gateway, open_backends
 from gateway.server import create_app
 from tests.conftest import ServerThread, free_port
@@ -388,6 +390,20 @@ async def test_client_credentials_token_is_fetched_once_for_many_concurrent_call
     assert claims_of(token)["sub"] == "cc-once" and claims_of(token)["aud"] == "https://orders.example"
     assert "cc-secret" in secrets and token in secrets
     assert CALLER not in rec.everything()
+
+
+async def test_token_endpoint_answers_are_counted_by_backend(spec_file, upstream, auth):
+    _, url = upstream
+    auth.register_client("cc-counted", "cc-secret")
+    gw = gateway_for(spec_file, url, client_credentials(auth, "cc-counted"))
+    metrics = Metrics()
+    backend = open_backends(gw, metrics.token_answer)["default"]
+    try:
+        assert not (await echo(gw, backend)).is_error and not (await echo(gw, backend)).is_error
+    finally:
+        await backend.aclose()
+    text = generate_latest(metrics.registry).decode()
+    assert 'gateway_upstream_token_fetches_total{backend="default",status_class="2xx"} 1.0' in text  # one token
 
 
 async def test_client_credentials_token_is_refreshed_after_expiry(spec_file, upstream, auth):

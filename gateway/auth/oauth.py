@@ -51,10 +51,18 @@ _ERROR_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 
 
-def token_http_client(timeout: float = 10.0) -> httpx2.AsyncClient:
-    """The client for token and identity endpoints: default trust store, no redirects, no proxy variables."""
+def token_http_client(timeout: float = 10.0, on_answer: Callable[[int], None] | None = None) -> httpx2.AsyncClient:
+    """The client for token and identity endpoints: default trust store, no redirects, no proxy variables.
+
+    `on_answer` is told the status of every answer such an endpoint gives (the token-fetch metrics)."""
+
+    async def told(response: httpx2.Response) -> None:
+        if on_answer is not None:
+            on_answer(response.status_code)
+
     return httpx2.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False,
-                              headers={"User-Agent": "semantic-adapter-gateway"})
+                              headers={"User-Agent": "semantic-adapter-gateway"},
+                              event_hooks={"response": [told]} if on_answer is not None else None)
 
 
 @dataclass(frozen=True, slots=True)

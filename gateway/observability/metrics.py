@@ -53,6 +53,9 @@ class Metrics:
         self.tokens = Counter("gateway_token_checks", "Inbound token checks by result.", ["result"], registry=r)
         self.jwks = Counter("gateway_jwks_fetches", "JWKS fetches from the authorization server by result.",
                             ["result"], registry=r)
+        self.upstream_tokens = Counter("gateway_upstream_token_fetches",
+                                       "Answers of backends' token and identity endpoints, by status class.",
+                                       ["backend", "status_class"], registry=r)
         self.reloads = Counter("gateway_reloads", "Reloads of the configuration by result.", ["result"], registry=r)
         self.tool_names: frozenset[str] = frozenset()
 
@@ -75,6 +78,9 @@ class Metrics:
             self.busy.labels(backend).inc()
         elif outcome == "rate_limited":
             self.rate_limited.labels(tool).inc()
+
+    def token_answer(self, backend: str, status: int) -> None:
+        self.upstream_tokens.labels(backend, f"{status // 100}xx").inc()
 
     def upstream_finished(self, backend: str, status: int | None, seconds: float) -> None:
         self.upstream.labels(backend, f"{status // 100}xx" if status else "error").observe(seconds)
