@@ -134,7 +134,8 @@ def test_gateway_pod(rendered):
     (container,) = pod["containers"]
     assert container["image"].endswith("semantic-adapter-gateway:0.1.0")
     assert "command" not in container and "args" not in container  # the image's: serve --config /config/...
-    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"},
+                                  {"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert pod["terminationGracePeriodSeconds"] == 30
@@ -185,9 +186,13 @@ def test_configmap_gateway_yaml_passes_the_gateway_config_loader(rendered, tmp_p
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     config = load_config(path)
-    (container,) = one(docs, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"]
+    pod = one(docs, "Deployment", "gateway")["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
     assert config.server.host == "0.0.0.0"
     assert config.server.port == container["ports"][0]["containerPort"]
+    assert config.server.metrics.enabled and config.server.metrics.port == container["ports"][1]["containerPort"]
+    drain = config.server.drain_seconds + config.server.shutdown_grace_seconds
+    assert drain + 5 <= pod["spec"]["terminationGracePeriodSeconds"]  # the preStop pause, then the drain
     assert config.server.auth.mode == "oauth"
     (backend,) = config.backends
     assert Path(backend.spec).parent == tmp_path / "config" and backend.mapping.parent == tmp_path / "config"
