@@ -9,6 +9,7 @@ matching schema. Tools with a widget point at it in their `_meta`; the widgets a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -187,11 +188,14 @@ def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None, *,
         async with contextlib.AsyncExitStack() as stack:
             for server in servers:
                 await stack.enter_async_context(server.session_manager.run())
+            warming = [asyncio.create_task(asyncio.to_thread(c.index.warm)) for c in gw.catalogs if c.index]
             state["ready"] = True
             try:
                 yield
             finally:
                 state["ready"] = False
+                for task in warming:
+                    task.cancel()
                 for backend in backends.values():
                     await backend.aclose()
                 if verifier is not None:

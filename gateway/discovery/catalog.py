@@ -11,13 +11,14 @@ Catalogs are built once at start-up, index included; serving only reads them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from gateway.config import DiscoverySettings
 from gateway.discovery.documents import ToolDocument
-from gateway.discovery.index import ToolIndex
+from gateway.discovery.index import SearchHit, ToolIndex
 from gateway.discovery.toolsets import Toolset
 from gateway.mapping.model import DiscoveryMode
 from gateway.tools.model import ToolSpec
@@ -56,7 +57,7 @@ class Catalog:
     instructions: str | None
     tools: Mapping[str, ToolSpec]
     discovery: Discovery
-    index: ToolIndex | None = field(default=None, compare=False, repr=False)
+    index: LazyIndex | None = field(default=None, compare=False, repr=False)
     names: tuple[str, ...] = ()
 
     @property
@@ -68,13 +69,39 @@ class Catalog:
         return [tool for tool in self.tools.values() if tool.pinned or not self.search]
 
 
+class LazyIndex:
+    """A catalog's search index, built the first time it is needed.
+
+    Building it (the embedding model, every tool's words and vectors) is a good part of a large API's
+    start-up, and nothing but a search needs it: the server warms it in a worker thread once it serves
+    (`warm`), so the first search rarely waits and `tools/list` never does.
+    """
+
+    def __init__(self, tools: Sequence[ToolSpec]) -> None:
+        self._tools = tuple(tools)
+        self._index: ToolIndex | None = None
+        self._lock = threading.Lock()
+
+    def warm(self) -> ToolIndex:
+        if self._index is None:
+            with self._lock:
+                if self._index is None:
+                    self._index = ToolIndex.build([ToolDocument.from_tool(tool) for tool in self._tools])
+        return self._index
+
+    def search(self, query: str, limit: int, *, allowed: Callable[[int], bool] | None = None) -> list[SearchHit]:
+        return self.warm().search(query, limit, allowed=allowed)
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+
 def build_catalog(key: str | None, path: str, name: str, instructions: str | None, tools: Mapping[str, ToolSpec],
                   discovery: Discovery) -> Catalog:
     if discovery.mode == "flat":
         return Catalog(key, path, name, instructions, tools, discovery)
     names = tuple(tools)
-    index = ToolIndex.build([ToolDocument.from_tool(tools[n]) for n in names])
-    return Catalog(key, path, name, instructions, tools, discovery, index, names)
+    return Catalog(key, path, name, instructions, tools, discovery, LazyIndex([tools[n] for n in names]), names)
 
 
 def build_catalogs(tools: Mapping[str, ToolSpec], toolsets: Sequence[Toolset], *, path: str, name: str,

@@ -69,16 +69,15 @@ Permits = Callable[[str, Identity], bool]
 class MetaTools:
     """The two meta-tools of one search-mode endpoint.
 
-    `descriptors` are the wire descriptors of the endpoint's tools per protocol era (legacy True for
-    2025-11-25), as flat mode would list them.
+    `describe(name, legacy)` gives a tool's wire descriptor for a protocol era (legacy True for
+    2025-11-25), as flat mode would list it.
     """
 
-    def __init__(self, catalog: Catalog, descriptors: Mapping[bool, Mapping[str, dict[str, Any]]],
-                 permits: Permits) -> None:
+    def __init__(self, catalog: Catalog, describe: Callable[[str, bool], dict[str, Any]], permits: Permits) -> None:
         assert catalog.index is not None, "meta-tools serve search-mode catalogs"
         self.catalog = catalog
         self.index = catalog.index
-        self.descriptors = descriptors
+        self.describe = describe
         self.permits = permits
 
     def tools(self, security_schemes: Mapping[str, list[dict[str, Any]]] | None = None) -> list[types.Tool]:
@@ -137,7 +136,7 @@ class MetaTools:
                                 f"not {compact_json(limit)}.")
         names = self.catalog.names
         hits = self.index.search(query, limit, allowed=lambda i: self.permits(names[i], identity))
-        found = [self.descriptors[legacy][names[hit.index]] for hit in hits]
+        found = [self.describe(names[hit.index], legacy) for hit in hits]
         return types.CallToolResult(content=[types.TextContent(type="text", text=_listing(query, found))],
                                     structured_content={"tools": found})
 

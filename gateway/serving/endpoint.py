@@ -10,6 +10,7 @@ calls to `gateway.calls.pipeline.call_tool`, which knows nothing of any transpor
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -106,16 +107,21 @@ class EndpointTools:
         every = served_tools(gw, widgets)
         tools = {name: every[name] for name in catalog.tools}
         catalog = dataclasses.replace(catalog, tools=tools)
-        descriptors = {legacy: {name: descriptor(t, legacy=legacy, security=security, widgets=widgets)
-                                for name, t in tools.items()} for legacy in (False, True)}
+
+        def described(name: str, legacy: bool) -> types.Tool:
+            return descriptor(tools[name], legacy=legacy, security=security, widgets=widgets)
+
         meta = None
         if catalog.search:
-            wire = {legacy: {name: d.model_dump(by_alias=True, mode="json", exclude_none=True)
-                             for name, d in found.items()} for legacy, found in descriptors.items()}
+            # Search results describe the few tools found; their wire form is made the first time one is.
+            @functools.cache
+            def wire(name: str, legacy: bool) -> dict[str, Any]:
+                return described(name, legacy).model_dump(by_alias=True, mode="json", exclude_none=True)
+
             meta = MetaTools(catalog, wire, security.permits if security is not None else _anyone)
         meta_tools = meta.tools(meta_security_schemes(security) if security else None) if meta else []
         listed = [t.name for t in catalog.listed()]
-        listings = {legacy: types.ListToolsResult(tools=[*meta_tools, *(descriptors[legacy][n] for n in listed)])
+        listings = {legacy: types.ListToolsResult(tools=[*meta_tools, *(described(n, legacy) for n in listed)])
                     for legacy in (False, True)}
         return cls(catalog, widgets, listings, meta)
 
