@@ -14,6 +14,19 @@ def is_json(content_type: str) -> bool:
     return media.endswith(("/json", "+json"))
 
 
+JSON_LINES = frozenset({
+    "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonl",
+    "application/jsonlines", "application/x-jsonlines", "application/json-seq", "application/jsonseq",
+})
+"""Media types of line-delimited JSON (one JSON text per line; RFC 7464 `json-seq` separates them with RS)."""
+
+
+def is_json_lines(content_type: str) -> bool:
+    """NDJSON, JSON Lines, JSON text sequences (`application/geo+json-seq` too): a stream of JSON records."""
+    media = essence(content_type)
+    return media in JSON_LINES or media.endswith("+json-seq")
+
+
 def is_xml(content_type: str) -> bool:
     media = essence(content_type)
     return media.endswith(("/xml", "+xml"))

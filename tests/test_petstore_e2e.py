@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import jsonschema
 import pytest
 from mcp.shared.exceptions import MCPError
@@ -77,7 +79,8 @@ async def test_create_update_delete_roundtrip(gateway_url):
 
 async def test_multipart_and_form_bodies(gateway_url):
     async with connect(gateway_url) as client:
-        photo = await client.call_tool("upload_pet_photo", {"petId": 1, "file": "not really a jpeg", "caption": "hi"})
+        image = base64.b64encode(b"not really a jpeg").decode()  # file parts take base64; the bytes are sent
+        photo = await client.call_tool("upload_pet_photo", {"petId": 1, "file": image, "caption": "hi"})
         assert not photo.is_error, text_of(photo)
         assert photo.structured_content == {"petId": 1, "caption": "hi", "bytes": len("not really a jpeg")}
         order = await client.call_tool("place_order", {"petId": 1, "quantity": 2, "note": "gift & wrap"})

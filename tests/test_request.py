@@ -91,9 +91,11 @@ QUERY_ROWS = [
 
 @pytest.mark.parametrize(("style", "explode", "value", "expected"), QUERY_ROWS)
 def test_query_styles(style: str, explode: bool, value: Any, expected: str) -> None:
-    request = build("/colors", param("query", style, explode), color=value)
+    request = build("/colors", param("query", style, explode, allow_empty_value=True), color=value)
     assert request.path == "/colors"
     assert request.query == expected
+    if value == "":  # without allowEmptyValue, an empty value is never sent
+        assert build("/colors", param("query", style, explode), color=value).query == ""
 
 
 @pytest.mark.parametrize(
@@ -372,9 +374,12 @@ def test_owned_headers_are_never_taken_from_arguments(name: str) -> None:
     assert request.headers == (("Accept", "application/json"), ("X-Ok", "yes"))
 
 
-def test_accept_comes_from_the_plan() -> None:
+def test_accept_comes_from_the_plan_unless_the_spec_declares_it() -> None:
     plan = RequestPlan(method="get", path="/x", bindings=(param("header", "simple", False, name="Accept"),))
-    assert build_request(plan, {"Accept": "text/html"}).headers == (("Accept", "application/json"),)
+    assert build_request(plan, {"Accept": "text/csv"}).headers == (("Accept", "text/csv"),)
+    assert build_request(plan, {}).headers == (("Accept", "application/json"),)
+    with pytest.raises(ArgumentError):
+        build_request(plan, {"Accept": "text/csv\r\nX-Evil: 1"})
     plan = RequestPlan(method="get", path="/x", bindings=(), accept="application/xml")
     assert build_request(plan, {}).headers == (("Accept", "application/xml"),)
     plan = RequestPlan(method="get", path="/x", bindings=(), accept="")
@@ -672,3 +677,101 @@ def test_lone_surrogates_are_refused() -> None:
     assert info.value.pointer == "/id"
     with pytest.raises(ArgumentError):
         build_request(json_plan(flattened=False, required=True), {"body": "\udfff"})
+
+
+# -- fidelity: deepObject arrays, tabs, base64, required arrays, XML shapes ------------------------------
+
+
+def test_deep_object_arrays_of_objects_are_indexed() -> None:
+    binding = param("query", "deepObject", True, name="f")
+    value = {"rows": [{"a": 1, "b": [2, 3]}, {"a": 4}], "tags": ["x"], "m": [[1], [2]]}
+    assert unquote(build("/x", binding, f=value).query).split("&") == [
+        "f[rows][0][a]=1", "f[rows][0][b][]=2", "f[rows][0][b][]=3", "f[rows][1][a]=4", "f[tags][]=x",
+        "f[m][0][]=1", "f[m][1][]=2"]
+
+
+def test_empty_header_values_are_not_sent_but_empty_allowed_query_values_are() -> None:
+    plan = RequestPlan(method="get", path="/x", bindings=(
+        param("header", "simple", False, name="X-A"), param("query", "form", True, name="q"),
+        param("query", "form", True, name="e", allow_empty_value=True)))
+    request = build_request(plan, {"X-A": "", "q": "", "e": ""})
+    assert request.query == "e=" and header(request, "X-A") is None
+
+
+def test_tab_delimited_query_arrays() -> None:
+    assert build("/x", param("query", "tabDelimited", False), color=["a", "b"]).query == "color=a%09b"
+
+
+def binary_plan(lengths: tuple[int | None, int | None] = (None, None)) -> RequestPlan:
+    body = BodyPlan(MediaType("image/png"), "binary", required=True, flattened=False, base64={"": lengths})
+    return RequestPlan(method="put", path="/img", bindings=(ArgumentBinding("body", "body", "body"),), body=body)
+
+
+def test_base64_bodies_are_decoded_and_checked() -> None:
+    request = build_request(binary_plan(), {"body": "iVBORw=="})
+    assert request.content == b"\x89PNG" and header(request, "Content-Type") == "image/png"
+    for bad in ("iVBORw", "not base64", "iVBO\nRw=="):
+        with pytest.raises(ArgumentError) as info:
+            build_request(binary_plan(), {"body": bad})
+        assert info.value.pointer == "/body" and "base64" in info.value.message
+    with pytest.raises(ArgumentError, match="at most 3"):
+        build_request(binary_plan((None, 3)), {"body": "iVBORw=="})
+    with pytest.raises(ArgumentError, match="at least 5"):
+        build_request(binary_plan((5, None)), {"body": "iVBORw=="})
+
+
+def test_required_arrays_cannot_vanish_from_form_and_multipart_bodies() -> None:
+    for kind, media in (("form", "application/x-www-form-urlencoded"), ("multipart", "multipart/form-data")):
+        body = BodyPlan(MediaType(media, {"type": "object"}), kind, required=True, flattened=True,  # type: ignore[arg-type]
+                        required_arrays=frozenset({"ids"}))
+        plan = RequestPlan(method="post", path="/f", bindings=(ArgumentBinding("ids", "body-property", "ids"),),
+                           body=body)
+        with pytest.raises(ArgumentError) as info:
+            build_request(plan, {"ids": [None]})
+        assert info.value.pointer == "/ids" and "at least one item" in info.value.message
+        assert build_request(plan, {"ids": [1]}).content
+
+
+def test_multipart_part_headers_and_delimited_arrays_follow_the_encoding() -> None:
+    encoding = {"file": Encoding(content_type="image/png", headers={
+        "X-Rate": {"type": "integer", "default": 5}, "X-Free": {"type": "string"},
+        "Content-Type": {"type": "string", "default": "text/plain"}}),
+        "ids": Encoding(style="spaceDelimited", explode=False)}
+    media = MediaType("multipart/form-data", {"type": "object", "properties": {"ids": {"type": "array"}}}, encoding)
+    body = BodyPlan(media, "multipart", required=True, flattened=True, base64={"file": (None, None)})
+    plan = RequestPlan(method="post", path="/u", bindings=(ArgumentBinding("file", "body-property", "file"),
+                                                           ArgumentBinding("ids", "body-property", "ids")), body=body)
+    file, ids = parse_multipart(build_request(plan, {"file": "AAE=", "ids": [1, 2]}))
+    assert file.get_payload(decode=True) == b"\x00\x01" and file.get_content_type() == "image/png"
+    assert file["X-Rate"] == "5" and "X-Free" not in file
+    assert ids.get_payload(decode=True) == b"1 2"
+
+
+def test_xml_bodies_write_attributes_namespaces_and_wrapped_arrays() -> None:
+    import xml.etree.ElementTree as ET
+
+    from gateway.tools.xml import xml_plan
+
+    schema = {"type": "object", "xml": {"name": "order", "namespace": "urn:o", "prefix": "o"}, "properties": {
+        "id": {"type": "integer", "xml": {"attribute": True, "name": "ID"}},
+        "lines": {"type": "array", "xml": {"wrapped": True, "name": "Lines"}, "items": {
+            "type": "object", "xml": {"name": "Line"}, "properties": {"sku": {"type": "string"}}}},
+        "notes": {"type": "array", "items": {"type": "string"}}}}
+    body = BodyPlan(MediaType("application/xml", schema), "text", required=True, flattened=False,
+                    xml=xml_plan(schema, lambda s: s))
+    plan = RequestPlan(method="post", path="/o", bindings=(ArgumentBinding("body", "body", "body"),), body=body)
+    content = build_request(plan, {"body": {"id": 1, "lines": [{"sku": "a"}, {"sku": "b"}], "notes": ["x", "y"]}})
+    root = ET.fromstring(content.content or b"")
+    assert root.tag == "{urn:o}order" and root.get("ID") == "1"
+    assert [line.findtext("sku") for line in root.find("Lines")] == ["a", "b"]
+    assert [child.tag for child in root] == ["Lines", "notes", "notes"]
+    with pytest.raises(ArgumentError):
+        build_request(plan, {"body": {"id": {"nested": 1}}})  # an attribute holds one value
+
+
+def test_aws_query_protocol_styles() -> None:
+    value = [{"Name": "a", "Values": ["1", "2"]}, {"Name": "b"}]
+    ec2 = unquote(build("/x", param("query", "x-aws-ec2", True, name="Filter"), Filter=value).query)
+    assert ec2.split("&") == ["Filter.1.Name=a", "Filter.1.Values.1=1", "Filter.1.Values.2=2", "Filter.2.Name=b"]
+    query = unquote(build("/x", param("query", "x-aws-query", True, name="Attribute"), Attribute=[{"Name": "a"}]).query)
+    assert query == "Attribute.member.1.Name=a"

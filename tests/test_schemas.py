@@ -272,7 +272,7 @@ def test_tuple_items_become_prefix_items() -> None:
 
 
 def test_invalid_patterns_are_dropped() -> None:
-    for bad in ("\\p{L}+", "[", "(?<name>x)", "\\Z"):
+    for bad in ("\\p{L}+", "[", "(?i)abc", "a\\Qb\\E"):
         schema = to_input({"type": "string", "pattern": bad, "patternProperties": {bad: {}}})
         assert "pattern" not in schema and "patternProperties" not in schema
     good = to_input({"type": "string", "pattern": "^[a-z]+$"})
@@ -627,3 +627,33 @@ def test_github_converts_quickly() -> None:
     elapsed = time.perf_counter() - start
     print(f"GitHub: {len(operations)} operations converted in {elapsed * 1000:.0f} ms")
     assert len(operations) == 771
+
+
+def test_patterns_of_other_dialects_are_rewritten_and_reported() -> None:
+    converter = SchemaConverter({}, "openapi-3.0")
+    rows = [("\\A[[:alpha:]]+\\z", "^[a-zA-Z]+$"), ("^(?P<year>\\d{4})-\\d{2}$", "^(\\d{4})-\\d{2}$"),
+            ("^a++b$", "^a+b$"), ("^[a-z]+$", "^[a-z]+$")]
+    for written, usable in rows:
+        schema = converter.input_schema({"type": "string", "pattern": written}, {})
+        assert schema["pattern"] == usable
+        repairs = converter.repairs()
+        assert repairs == ([] if written == usable else [f"pattern {written!r} rewritten as {usable!r}"])
+    assert "pattern" not in converter.input_schema({"type": "string", "pattern": "(?i)^abc$"}, {})
+    assert "dropped" in converter.repairs()[0]
+    fixed = converter.input_schema({"type": "array", "enum": ["a", "b"], "items": {"type": "string"}}, {})
+    assert accepts(fixed, ["a", "b"]) and not accepts(fixed, ["c"])
+    assert converter.repairs() == ["an `enum` on an array applies to each item (moved to `items`)"]
+
+
+def test_enum_value_descriptions_reach_the_description() -> None:
+    ms = to_input({"type": "string", "description": "The kind.", "enum": ["a", "b", "c"], "x-ms-enum": {
+        "name": "Kind", "values": [{"value": "a", "description": "First"}, {"value": "b", "name": "Bee",
+                                                                            "description": "Second"}]}})
+    assert ms["description"] == "The kind.\n\nValues: a: First; b: Bee (Second)" and ms["enum"] == ["a", "b", "c"]
+    listed = to_input({"type": "integer", "enum": [1, 2], "x-enum-descriptions": ["Low", "High"]})
+    assert listed["description"] == "Values: 1: Low; 2: High"
+    mapped = to_input({"type": "string", "enum": ["x"], "x-enumDescriptions": {"x": "Only"}})
+    assert mapped["description"] == "Values: x: Only"
+    assert "description" not in to_input({"type": "string", "enum": ["a"], "x-enumNames": ["a"]})  # says nothing
+    consts = to_input({"oneOf": [{"const": 1, "title": "One"}, {"const": 2, "title": "Two"}]}, dialect="openapi-3.1")
+    assert consts["anyOf"] == [{"title": "One", "const": 1}, {"title": "Two", "const": 2}]

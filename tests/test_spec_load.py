@@ -282,7 +282,7 @@ def test_swagger2_parameters_become_openapi3_parameters(tmp_path: Path) -> None:
     assert styles["ids"] == ("form", False)  # csv, the default
     assert styles["words"] == ("spaceDelimited", False)
     assert styles["bars"] == ("pipeDelimited", False)
-    assert styles["tabs"] == ("form", False)  # tsv: sent as csv, with a warning
+    assert styles["tabs"] == ("tabDelimited", False)  # tsv: joined with tabs by the request builder
     assert styles["X-Ids"] == ("simple", False)
     assert params["limit"].schema == {
         "type": "integer",
@@ -292,7 +292,7 @@ def test_swagger2_parameters_become_openapi3_parameters(tmp_path: Path) -> None:
         "x-nullable": True,
     }
     assert params["tags"].schema == {"type": "array", "items": {"type": "string"}}
-    assert any("tsv" in w.message and "/parameters/4" in w.where for w in api.warnings)
+    assert not any("tsv" in w.message for w in api.warnings)  # tsv is supported now
 
 
 def test_swagger2_bodies_responses_servers_and_security(tmp_path: Path) -> None:
@@ -788,3 +788,23 @@ def test_large_spec_load_time(name: str) -> None:
     api = load_spec(str(path))
     print(f"load_spec({name}): {time.perf_counter() - started:.3f} s, {len(api.operations)} operations")
     assert api.operations
+
+
+def test_accept_headers_and_azure_parameter_extensions_are_kept(tmp_path: Path) -> None:
+    api = load_spec(str(_write(tmp_path, "a.yaml", """
+        openapi: 3.0.3
+        info: {title: t, version: '1'}
+        paths:
+          /r/{id}:
+            get:
+              operationId: r
+              parameters:
+                - {name: id, in: path, required: true, schema: {type: string}, x-ms-skip-url-encoding: true}
+                - {name: Accept, in: header, schema: {type: string, enum: [text/csv]}}
+                - {name: Content-Type, in: header, schema: {type: string}}
+                - {name: Authorization, in: header, schema: {type: string}}
+              responses: {'200': {description: ok}}
+        """)))
+    params = {p.name: p for p in _op(api, "r").parameters}
+    assert list(params) == ["id", "Accept"]  # Content-Type and Authorization stay ignored, as OpenAPI says
+    assert params["id"].skip_url_encoding and not params["Accept"].skip_url_encoding

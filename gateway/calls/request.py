@@ -21,8 +21,11 @@ label rows correct the 3.0.x tables). What OpenAPI leaves open is decided here:
 * `null` values, and `null` items of arrays and objects, are left out; an empty array or object
   adds nothing to a query;
 * arrays and objects nested inside a parameter value are written as compact JSON text, except
-  under `deepObject`, which nests brackets: `f[a][b]=1`, and `f[a][]=x` for arrays (the
-  qs/Rails/PHP convention deepObject comes from; a top-level array is `f[]=x`);
+  under `deepObject`, which nests brackets: `f[a][b]=1`, and `f[a][]=x` for arrays of scalars (the
+  qs/Rails/PHP convention deepObject comes from; a top-level array is `f[]=x`); items of an array
+  holding objects or arrays are indexed, `f[l][0][x]=1&f[l][1][x]=2` (qs's default);
+* a query or header value without `allowEmptyValue` is never sent empty (an empty string, or a
+  deepObject leaf that is one, is left out); a spec-declared `Accept` header replaces the plan's;
 * `spaceDelimited`/`pipeDelimited` with `explode: true` repeat the key, like `form`;
 * a `content` parameter (`media_type` set) is compact JSON for JSON media types; for other media
   types a string goes as it is and other values as JSON;
@@ -31,17 +34,23 @@ label rows correct the 3.0.x tables). What OpenAPI leaves open is decided here:
 
 Bodies: JSON is compact UTF-8. A form body has one field per top-level property, serialised like a
 query parameter with the property's `encoding` style/explode (default: form, exploded, so arrays
-repeat the key); an object property without an explicit `style` is sent as JSON text, as are array
-items that are objects. A multipart body has one part per property (arrays: one part per item);
-objects are `application/json` parts, strings whose schema says `format: binary`/`base64` (or
-`contentMediaType`/`contentEncoding`, or an encoding contentType that is neither text nor JSON)
-are file parts named after the property. An object given for an XML body is written as XML (see
-`_xml`). Binary and other text bodies take the argument's text as UTF-8: binary uploads carry text
-for now.
+repeat the key); an object property without an explicit `style` is sent as JSON text (as XML when
+its encoding's contentType is XML), as are array items that are objects. A multipart body has one
+part per property (arrays: one part per item, or one joined part for an explicit non-exploded
+`style`); objects are `application/json` parts (XML parts for an XML contentType), strings whose
+schema says `format: binary`/`base64` (or `contentMediaType`/`contentEncoding`, or an encoding
+contentType that is neither text nor JSON) are file parts named after the property, and encoding
+`headers` with a value of their own (`const`, a one-value `enum`, `default`) are added to the part.
+Values the plan lists in `base64` (multipart file parts, binary bodies) arrive base64-encoded and are
+sent decoded, their length limits checked on the bytes; a required array of a form or multipart body
+must not be empty (it would vanish). An object given for an XML body is written as XML following the
+schema's `xml` objects (`gateway.tools.xml`). Other text bodies take the argument's text as UTF-8.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 import re
@@ -51,25 +60,27 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
-from xml.etree import ElementTree
 
 from gateway.media import is_json, is_xml
 from gateway.spec import pointer
 from gateway.spec.model import Encoding, Parameter, Schema
+from gateway.tools import xml
 from gateway.tools.model import ArgumentBinding, BodyPlan, RequestPlan
 
 OWNED_HEADERS = frozenset(
-    {"accept", "authorization", "connection", "content-length", "content-type", "cookie", "host", "transfer-encoding"}
+    {"authorization", "connection", "content-length", "content-type", "cookie", "host", "transfer-encoding"}
 )
 """Headers only the gateway sets: a header binding naming one is skipped. OpenAPI itself says header
-parameters named Accept, Content-Type or Authorization are ignored; the others frame the message."""
+parameters named Content-Type or Authorization are ignored; the others frame the message. A spec-declared
+`Accept` parameter is honoured: its value replaces the gateway's own `Accept`."""
 
 _PLACEHOLDER = re.compile(r"\{([^{}/]+)\}")
 _PATH_LITERAL_SAFE = "/!$&'()*+,;=:@%"  # the template's own text: keep what the spec author wrote
 _QUERY_RESERVED_SAFE = ":/?@!$'()*,;[]"  # allowReserved: RFC 3986 reserved characters minus & = # +
 _PCT_TRIPLET = re.compile(r"(%[0-9A-Fa-f]{2})")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_DELIMITERS = {"spaceDelimited": "%20", "pipeDelimited": "%7C"}
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_DELIMITERS = {"spaceDelimited": "%20", "pipeDelimited": "%7C", "tabDelimited": "%09"}  # tab: Swagger 2.0 tsv
 _FILE_FORMATS = frozenset({"binary", "base64"})
 _DEFAULT_TYPES = {
     "json": "application/json",
@@ -120,19 +131,30 @@ def _located(*tokens: str) -> Iterator[None]:
 def build_request(plan: RequestPlan, arguments: Mapping[str, Any]) -> UpstreamRequest:
     """The upstream request for one tool call. Deterministic, except for a multipart boundary."""
     values = {name: value for name, value in {**arguments, **plan.constants}.items() if value is not None}
-    headers: list[tuple[str, str]] = [("Accept", plan.accept)] if plan.accept else []
+    accept = plan.accept
+    headers: list[tuple[str, str]] = []
     query = [f"{_quote(name)}={_quote(value)}" for name, value in plan.fixed_query]
     cookies: list[str] = []
     for binding in plan.bindings:
         if binding.argument not in values:
             continue
+        empty_ok = binding.parameter is None or binding.parameter.allow_empty_value
         with _located(binding.argument):
             if binding.target == "query":
-                query += _parameter_pairs(binding, values[binding.argument])
+                pairs = _parameter_pairs(binding, values[binding.argument])
+                query += pairs if empty_ok else [pair for pair in pairs if not pair.endswith("=")]
             elif binding.target == "cookie":
                 cookies += _parameter_pairs(binding, values[binding.argument])
             elif binding.target == "header" and binding.wire_name.lower() not in OWNED_HEADERS:
-                headers.append((binding.wire_name, _header_value(binding, values[binding.argument])))
+                text = _header_value(binding, values[binding.argument])
+                if not text and not empty_ok:
+                    continue  # never sent empty: an empty header means something else to most servers
+                if binding.wire_name.lower() == "accept":
+                    accept = text  # the spec's own Accept parameter: the gateway's Accept yields to it
+                else:
+                    headers.append((binding.wire_name, text))
+    if accept:
+        headers.insert(0, ("Accept", accept))
     if cookies:
         headers.append(("Cookie", "; ".join(cookies)))
     content = None
@@ -227,7 +249,8 @@ def _codec(binding: ArgumentBinding) -> _Codec:
     parameter = binding.parameter
     as_int = parameter is not None and _is_integer(parameter.schema)
     if binding.target == "path":
-        safe = "/" if binding.allow_slash else ""  # allowReserved is query-only: never honoured here
+        keep_slash = binding.allow_slash or (parameter is not None and parameter.skip_url_encoding)
+        safe = "/" if keep_slash else ""  # allowReserved is query-only: never honoured here
 
         def path_text(text: str) -> str:
             return _quote(text, safe)
@@ -237,7 +260,8 @@ def _codec(binding: ArgumentBinding) -> _Codec:
         return _Codec(_header_text, _header_text, as_int)
     if binding.target == "cookie":
         return _Codec(_cookie_text, _cookie_text, as_int)
-    return _Codec(_quote_reserved if parameter is not None and parameter.allow_reserved else _quote, as_int=as_int)
+    reserved = parameter is not None and (parameter.allow_reserved or parameter.skip_url_encoding)
+    return _Codec(_quote_reserved if reserved else _quote, as_int=as_int)
 
 
 def _is_integer(schema: Any) -> bool:
@@ -272,9 +296,12 @@ def _items(value: Any) -> list[Any] | None:
 
 
 def _style_pairs(name: str, value: Any, style: str, explode: bool, codec: _Codec) -> list[str]:
-    """Encoded `name=value` pairs for the form, spaceDelimited, pipeDelimited and deepObject styles."""
+    """Encoded `name=value` pairs for the form, spaceDelimited, pipeDelimited and deepObject styles, and the
+    AWS query protocols' flattening (`x-aws-query`: `Entries.member.1.Id=a`; `x-aws-ec2`: `Filter.1.Name=a`)."""
     if style == "deepObject" and _items(value) is not None:
         return list(_deep_pairs(name, value, codec))
+    if style in _AWS_STYLES:
+        return list(_aws_pairs(name, value, _AWS_STYLES[style], codec))
     items = _items(value)
     if items is None:
         return [f"{codec.name(name)}={codec.value(value)}"]
@@ -289,6 +316,22 @@ def _style_pairs(name: str, value: Any, style: str, explode: bool, codec: _Codec
     return [f"{codec.name(name)}=" + _DELIMITERS.get(style, ",").join(codec.value(item) for item in items)]
 
 
+_AWS_STYLES = {"x-aws-query": ".member.", "x-aws-ec2": "."}
+
+
+def _aws_pairs(prefix: str, value: Any, list_infix: str, codec: _Codec) -> Iterator[str]:
+    """AWS query-protocol names: lists number their items from 1, structures name their members."""
+    items = _items(value)
+    if items is None:
+        yield f"{codec.name(prefix)}={codec.value(value)}"
+    elif isinstance(value, Mapping):
+        for key, item in items:
+            yield from _aws_pairs(f"{prefix}.{_text(key)}", item, list_infix, codec)
+    else:
+        for index, item in enumerate(items, 1):
+            yield from _aws_pairs(f"{prefix}{list_infix}{index}", item, list_infix, codec)
+
+
 def _deep_pairs(prefix: str, value: Any, codec: _Codec) -> Iterator[str]:
     items = _items(value)
     if items is None:
@@ -296,9 +339,12 @@ def _deep_pairs(prefix: str, value: Any, codec: _Codec) -> Iterator[str]:
     elif isinstance(value, Mapping):
         for key, item in items:
             yield from _deep_pairs(f"{prefix}[{_text(key)}]", item, codec)
-    else:
+    elif all(_items(item) is None for item in items):
         for item in items:
             yield from _deep_pairs(prefix + "[]", item, codec)
+    else:  # objects (or arrays) in an array: indexed, or `[][a]=1&[][b]=2` could not tell one item from two
+        for index, item in enumerate(items):
+            yield from _deep_pairs(f"{prefix}[{index}]", item, codec)
 
 
 def _parameter_pairs(binding: ArgumentBinding, value: Any) -> list[str]:
@@ -415,15 +461,22 @@ def _encode_body(plan: BodyPlan, value: Any, locate: _Locate) -> tuple[bytes, st
     declared = media.content_type
     content_type = declared if declared and "*" not in declared else _DEFAULT_TYPES[plan.kind]
     with locate():
+        if "" in plan.base64:
+            return _decoded(value, plan.base64[""]), content_type
         if plan.kind == "json":
             return _utf8(_json(value)), content_type
         if plan.kind == "text" and is_xml(declared) and isinstance(value, Mapping | list):
-            return _xml(value, media.schema), content_type
+            return _xml(value, plan.xml or xml.xml_plan(media.schema, lambda schema: schema)), content_type
         if plan.kind in ("text", "binary"):
             return _utf8(_text(value)), content_type
         if not isinstance(value, Mapping):
             raise _Refused(f"a {plan.kind} body must be an object")
     fields = [(name, item) for name, item in value.items() if item is not None]
+    for name in sorted(plan.required_arrays):
+        if isinstance(value.get(name), list | tuple) and not [item for item in value[name] if item is not None]:
+            with locate(name):
+                raise _Refused(f"the required property {name!r} needs at least one item: an empty list would "
+                               f"not appear in a {plan.kind} body at all")
     if plan.kind == "form":
         pairs = []
         for name, item in fields:
@@ -433,52 +486,37 @@ def _encode_body(plan: BodyPlan, value: Any, locate: _Locate) -> tuple[bytes, st
     parts = []
     for name, item in fields:
         with locate(name):
-            parts += _parts(name, item, media.encoding.get(name), _property_schema(media.schema, name))
+            parts += _parts(name, item, media.encoding.get(name), _property_schema(media.schema, name),
+                            plan.base64.get(name))
     base = content_type.split(";", 1)[0].strip()
     return _multipart(parts, base if base.lower().startswith("multipart/") else "multipart/form-data")
 
 
+def _decoded(value: Any, lengths: tuple[int | None, int | None] = (None, None)) -> bytes:
+    """The bytes of a base64 argument (RFC 4648 standard alphabet, padded), length-checked."""
+    if not isinstance(value, str):
+        raise _Refused("must be a string of base64-encoded bytes")
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise _Refused("is not valid base64 (the tool takes binary content base64-encoded)") from None
+    low, high = lengths
+    if low is not None and len(data) < low:
+        raise _Refused(f"decodes to {len(data)} bytes; at least {low} are needed")
+    if high is not None and len(data) > high:
+        raise _Refused(f"decodes to {len(data)} bytes; at most {high} are allowed")
+    return data
+
+
 # -- XML -------------------------------------------------------------------------------------------
 
-_XML_NAME = re.compile(r"^[A-Za-z_][\w.-]*(:[A-Za-z_][\w.-]*)?$")
-_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
-
-def _xml(value: Any, schema: Schema | None) -> bytes:
-    """An object body as XML: elements named after properties, arrays as repeated elements.
-
-    The root element is the object's only property when it has one (the shape AWS-style specs give XML
-    bodies: `{"CORSConfiguration": {...}}`), else the schema's `xml.name`, else `root`. Attributes and
-    namespaces are not written; ElementTree escapes all text.
-    """
-    if isinstance(value, Mapping) and len(value) == 1:
-        (name, content), = value.items()
-    else:
-        hint = schema.get("xml") if isinstance(schema, Mapping) else None
-        name = hint.get("name") if isinstance(hint, Mapping) and isinstance(hint.get("name"), str) else "root"
-        content = value
-    elements = _xml_elements(str(name), content)
-    if len(elements) != 1:
-        raise _Refused("an XML body needs exactly one root element")
-    return ElementTree.tostring(elements[0], encoding="utf-8", xml_declaration=True)
-
-
-def _xml_elements(name: str, value: Any) -> list[ElementTree.Element]:
-    if not _XML_NAME.fullmatch(name):
-        raise _Refused(f"{name!r} cannot be an XML element name")
-    if isinstance(value, list):
-        return [element for item in value if item is not None for element in _xml_elements(name, item)]
-    element = ElementTree.Element(name)
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if item is not None:
-                element.extend(_xml_elements(str(key), item))
-    else:
-        text = _text(value)
-        if _XML_FORBIDDEN.search(text):
-            raise _Refused("contains control characters that XML cannot carry")
-        element.text = text
-    return [element]
+def _xml(value: Any, node: xml.XmlNode) -> bytes:
+    """An object body as XML, following the schema's `xml` objects (see `gateway.tools.xml.write`)."""
+    try:
+        return xml.write(value, node)
+    except xml.XmlRefused as exc:
+        raise _Refused(str(exc)) from None
 
 
 def _property_schema(schema: Schema | None, name: str) -> Schema | None:
@@ -497,8 +535,10 @@ def _property_schema(schema: Schema | None, name: str) -> Schema | None:
 
 def _form_field(name: str, value: Any, encoding: Encoding | None, schema: Schema | None) -> list[str]:
     encoding = encoding or Encoding()
-    as_json = encoding.content_type is not None and is_json(encoding.content_type)
-    if encoding.style is None and (as_json or isinstance(value, Mapping)):
+    declared = _part_type(encoding.content_type)
+    if encoding.style is None and declared is not None and is_xml(declared) and isinstance(value, Mapping):
+        value = _xml(value, xml.xml_plan(schema, lambda s: s, name)).decode("utf-8")
+    elif encoding.style is None and ((declared is not None and is_json(declared)) or isinstance(value, Mapping)):
         value = _json(value)
     style = encoding.style or "form"
     explode = encoding.explode if encoding.explode is not None else style == "form"
@@ -511,31 +551,67 @@ def _form_field(name: str, value: Any, encoding: Encoding | None, schema: Schema
 _Part = tuple[list[tuple[str, str]], bytes]
 
 
-def _parts(name: str, value: Any, encoding: Encoding | None, schema: Schema | None) -> list[_Part]:
-    """The parts of one property: one per array item, else one."""
+def _parts(name: str, value: Any, encoding: Encoding | None, schema: Schema | None,
+           encoded: tuple[int | None, int | None] | None = None) -> list[_Part]:
+    """The parts of one property: one per array item (or one, joined, for a non-exploded `style`), else one.
+
+    `encoded` set: the value (each item) is base64 and the part carries the decoded bytes.
+    """
     is_array = isinstance(value, list | tuple)
     if is_array and isinstance(schema, Mapping):
         schema = schema.get("items")
     declared = _part_type(encoding.content_type if encoding else None)
-    file = _is_file(schema, declared)
+    if is_array and encoding is not None and encoding.style is not None and encoding.explode is False:
+        separator = {"spaceDelimited": " ", "pipeDelimited": "|"}.get(encoding.style, ",")
+        value, is_array = separator.join(_text(item, _is_integer(schema)) for item in value if item is not None), False
+    file = encoded is not None or is_file_part(schema, declared)
     disposition = f'form-data; name="{_disposition_text(name)}"'
+    extra = _part_headers(encoding)
     parts = []
     for item in value if is_array else [value]:
         if item is None:
             continue
-        if file:
+        if isinstance(item, Mapping) and declared is not None and is_xml(declared):
+            parts.append(([("Content-Disposition", disposition), ("Content-Type", declared), *extra],
+                          _xml(item, xml.xml_plan(schema, lambda s: s, name))))
+        elif file:
+            media = declared or (schema.get("contentMediaType") if isinstance(schema, Mapping) else None)
             headers = [
                 ("Content-Disposition", f'{disposition}; filename="{_disposition_text(name)}"'),
-                ("Content-Type", declared or "application/octet-stream"),
+                ("Content-Type", media if isinstance(media, str) else "application/octet-stream"),
             ]
-            parts.append((headers, _utf8(_text(item))))
+            data = _decoded(item, encoded) if encoded is not None else _utf8(_text(item))
+            parts.append((headers + extra, data))
         elif isinstance(item, Mapping | list | tuple):
             json_type = declared if declared and is_json(declared) else "application/json"
-            parts.append(([("Content-Disposition", disposition), ("Content-Type", json_type)], _utf8(_json(item))))
+            parts.append(([("Content-Disposition", disposition), ("Content-Type", json_type), *extra],
+                          _utf8(_json(item))))
         else:
             headers = [("Content-Disposition", disposition), *([("Content-Type", declared)] if declared else [])]
-            parts.append((headers, _utf8(_text(item, _is_integer(schema)))))
+            parts.append((headers + extra, _utf8(_text(item, _is_integer(schema)))))
     return parts
+
+
+def _part_headers(encoding: Encoding | None) -> list[tuple[str, str]]:
+    """Part headers the `encoding` object declares with a value of their own (`const`, a one-value `enum`,
+    a `default`); the model sets none. Content-Type is the encoding's own (OpenAPI ignores it here)."""
+    found = []
+    for header_name, schema in (encoding.headers.items() if encoding is not None else ()):
+        if header_name.lower() in ("content-type", "content-disposition") or not isinstance(schema, Mapping):
+            continue
+        if "const" in schema:
+            value = schema["const"]
+        elif isinstance(schema.get("enum"), list) and len(schema["enum"]) == 1:
+            value = schema["enum"][0]
+        elif "default" in schema:
+            value = schema["default"]
+        else:
+            continue
+        text = _text(value)
+        if _CONTROL.search(text) or not text.isascii() or not _HEADER_NAME.fullmatch(header_name):
+            continue
+        found.append((header_name, text))
+    return found
 
 
 def _part_type(declared: str | None) -> str | None:
@@ -546,7 +622,8 @@ def _part_type(declared: str | None) -> str | None:
     return "application/octet-stream" if "*" in first else first
 
 
-def _is_file(schema: Schema | None, declared: str | None) -> bool:
+def is_file_part(schema: Schema | None, declared: str | None) -> bool:
+    """Whether a multipart property is a file: binary by its encoding's content type or by its schema."""
     if declared is not None and not is_json(declared) and not declared.lower().startswith("text/"):
         return True
     if not isinstance(schema, Mapping):

@@ -2,7 +2,9 @@
 
 JSON becomes `structuredContent` (after the mapping's selection and caps) plus a compact text copy
 within the tool's text budget (a valid-JSON preview beyond it), so the model gets the data once and
-its context is not flooded. Only when `max_items` cut what the model sees does `_meta` also carry the
+its context is not flooded. Line-delimited JSON (NDJSON, JSON Lines, `json-seq`) becomes the list of its
+records; XML whose schema is an object becomes structured data where it reads faithfully (else text).
+Only when `max_items` cut what the model sees does `_meta` also carry the
 whole answer for the tool's widget (it reaches the widget only, never the model); otherwise the widget
 reads `structuredContent`. Other text becomes text content; binary becomes an
 embedded resource. Failures (HTTP errors, invalid JSON, a body over the size cap, a result that
@@ -22,12 +24,18 @@ import mcp_types as types
 import orjson
 
 from gateway.calls.forward import UpstreamResponse
-from gateway.media import essence, is_json, is_xml
+from gateway.media import essence, is_json, is_json_lines, is_xml
+from gateway.tools import xml
 from gateway.tools.model import ToolSpec
 
 MAX_ERROR_DETAIL = 500
 MAX_TEXT = 100_000
-_JSON_SUFFIXES = ("/x-json", "/json-seq", "/x-ndjson")  # answers read as JSON beyond gateway.media.is_json
+_JSON_SUFFIXES = ("/x-json",)  # answers read as JSON beyond gateway.media.is_json (and is_json_lines)
+_BINARY_TYPES = ("application/octet-stream", "application/pdf", "application/zip", "application/gzip",
+                 "application/x-gzip", "application/x-tar", "application/x-protobuf", "application/protobuf",
+                 "application/vnd.ms-excel", "application/msword")
+_BINARY_FAMILIES = ("image/", "audio/", "video/", "font/", "model/")
+_NOT_TEXT = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 WIDGET_DATA_META = "io.semantic-adapter-gateway/widgetData"
 """`_meta` key of the widget's data: MCP defines none, so the prefix is ours, as MCP asks."""
 
@@ -50,7 +58,13 @@ def compact_json(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-_LONG_NUMBER = re.compile(rb"\d{20}")  # may not fit 64 bits, which orjson would turn into a float
+def _digit_mask() -> bytes:
+    """A translation table: digits to b"1", every other byte to b"0" (finds digit runs ~15x faster than a regex)."""
+    return bytes(0x31 if 0x30 <= i <= 0x39 else 0x30 for i in range(256))
+
+
+_DIGIT_MASK = _digit_mask()
+_LONG_RUN = b"1" * 20  # a number of 20 digits may not fit 64 bits, which orjson would turn into a float
 
 
 def parse_json(content: bytes | str) -> Any:
@@ -60,7 +74,7 @@ def parse_json(content: bytes | str) -> Any:
     integer beyond 64 bits as a float, and an ID must reach the model exactly as the backend sent it.
     """
     raw = content.encode() if isinstance(content, str) else content
-    if not _LONG_NUMBER.search(raw):
+    if _LONG_RUN not in raw.translate(_DIGIT_MASK):
         return orjson.loads(raw)  # orjson.JSONDecodeError is a ValueError
     return json.loads(raw, parse_constant=_not_json)
 
@@ -78,11 +92,39 @@ def _media_type(response: UpstreamResponse) -> str:
 
 
 def _is_json(media_type: str) -> bool:
-    return is_json(media_type) or media_type.endswith(_JSON_SUFFIXES)
+    return is_json(media_type) or media_type.endswith(_JSON_SUFFIXES) or is_json_lines(media_type)
 
 
 def _is_text(media_type: str) -> bool:
     return media_type.startswith("text/") or is_xml(media_type) or media_type.endswith(("/javascript", "/yaml"))
+
+
+def _reads_as_text(media_type: str, content: bytes) -> bool:
+    """A media type the gateway does not know (`application/x-chess-pgn`, a vendor type) whose bytes are
+    plainly text: UTF-8 without control characters. Known binary families stay binary."""
+    if media_type in _BINARY_TYPES or media_type.startswith(_BINARY_FAMILIES) or _NOT_TEXT.search(content[:65536]):
+        return False
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def parse_json_lines(content: bytes, media_type: str) -> list[Any]:
+    """The records of line-delimited JSON (NDJSON, JSON Lines; RFC 7464 sequences split on RS), blank lines
+    skipped. Raises ValueError naming the first record that is not JSON."""
+    separator = b"\x1e" if media_type.endswith("json-seq") else b"\n"
+    records = []
+    for number, record in enumerate(content.split(separator), 1):
+        if not record.strip():
+            continue
+        try:
+            records.append(parse_json(record.strip()))
+        except ValueError as exc:
+            what = "record" if separator == b"\x1e" else "line"
+            raise ValueError(f"{what} {number} is not JSON ({exc})") from None
+    return records
 
 
 def backend_message(response: UpstreamResponse) -> str:
@@ -130,7 +172,7 @@ def _cap(value: Any, max_items: int | None) -> tuple[Any, str]:
     return value, ""
 
 
-_PREVIEW_CHARS = (200, 60)  # strings in a preview are clipped to these lengths, the longer tried first
+_PREVIEW_CHARS = (None, 200, 60)  # first the items as they are, then strings clipped to these lengths
 
 
 def model_text(value: Any, budget: int, narrowing: tuple[str, ...] = ()) -> str:
@@ -146,17 +188,21 @@ def model_text(value: Any, budget: int, narrowing: tuple[str, ...] = ()) -> str:
         return text
     total = len(value) if isinstance(value, list) else None
     ask = f" To get less, use {', '.join(narrowing)}." if narrowing else ""
+    widest = _widest(value)
     for chars in _PREVIEW_CHARS:
-        for items in _descending(_longest_list(value)):
-            sample = _sample(value, items, chars)
+        items = max(1, widest * budget * 9 // (size * 10))  # about what fits; fewer while the preview does not
+        while True:
             shown = f"the first {min(items, total)} of {total} items" if total is not None else \
                 f"at most {items} items of each list"
             note = (f"The answer is {size:,} bytes, more than fits here; this preview shows {shown}, long texts "
                     f"clipped. The complete answer is in the structured result.{ask}")
             preview = compact_json({"truncated": True, "note": note, **({"count": total} if total else {}),
-                                    "preview": sample})
+                                    "preview": _sample(value, items, chars) if chars else _cut(value, items)})
             if len(preview.encode()) <= budget:
                 return preview
+            if items == 1:
+                break
+            items = max(1, items * 2 // 3)
     note = f"The answer is {size:,} bytes; its beginning is shown as text. The complete answer is in the " \
            f"structured result.{ask}"
     room = max(budget - len(note) - 64, 0) // 2  # escaping the JSON text as a string can double its size
@@ -164,21 +210,22 @@ def model_text(value: Any, budget: int, narrowing: tuple[str, ...] = ()) -> str:
     return compact_json({"truncated": True, "note": note, "preview_text": beginning})
 
 
-def _longest_list(value: Any) -> int:
+def _widest(value: Any) -> int:
+    """The longest list at the top or one level down: what a preview's item count is measured against."""
     if isinstance(value, list):
-        return max(len(value), *(_longest_list(v) for v in value)) if value else 0
+        return len(value)
     if isinstance(value, dict):
-        return max((_longest_list(v) for v in value.values()), default=0)
-    return 0
+        return max((len(v) for v in value.values() if isinstance(v, list)), default=1)
+    return 1
 
 
-def _descending(n: int) -> list[int]:
-    """Item counts to try, largest first, halving: a few JSON encodings find one that fits."""
-    counts, n = [], max(n, 1)
-    while n > 1:
-        counts.append(n)
-        n //= 2
-    return [*counts, 1]
+def _cut(value: Any, items: int) -> Any:
+    """The first `items` of the value's top-level lists, nothing else changed (a slice: no copying)."""
+    if isinstance(value, list):
+        return value[:items]
+    if isinstance(value, dict):
+        return {k: v[:items] if isinstance(v, list) else v for k, v in value.items()}
+    return value
 
 
 def _sample(value: Any, items: int, chars: int) -> Any:
@@ -250,6 +297,14 @@ def shape(tool: ToolSpec, response: UpstreamResponse, *, legacy: bool) -> types.
         if tool.response.output_schema is not None:
             return shape_json(tool, _empty_value(tool.response.output_schema), "", legacy)
         return text_result(f"Done: the backend answered {response.status} {response.reason} with no content.")
+    if is_json_lines(media_type):
+        try:
+            records = parse_json_lines(content, media_type)
+        except ValueError as exc:
+            return error_result(f"The backend answered {response.status} with {media_type} that is not line-"
+                                f"delimited JSON: {exc}; its answer began: "
+                                f"{_clip(content[:300].decode('utf-8', 'replace'), 300)}")
+        return shape_json(tool, records, note, legacy)
     if _is_json(media_type) or (not media_type and content.lstrip()[:1] in (b"{", b"[")):
         try:
             value = parse_json(content)
@@ -262,7 +317,19 @@ def shape(tool: ToolSpec, response: UpstreamResponse, *, legacy: bool) -> types.
     if tool.response.output_schema is not None:
         return error_result(f"The backend answered {response.status} with {media_type or 'an unknown type'} "
                             "instead of the JSON the tool promises.")
-    if _is_text(media_type) or not media_type:
+    if is_xml(media_type) and tool.response.xml is not None and not response.truncated:
+        try:
+            root = xml.parse(content)
+        except ValueError as exc:
+            return error_result(f"The backend answered {response.status} with {media_type} that is not usable "
+                                f"XML: {exc}.")
+        try:
+            value = xml.read(root, tool.response.xml)
+        except xml.Unfaithful:
+            value = None  # the answer has a shape its schema does not describe: the model reads the XML itself
+        if value is not None:
+            return shape_json(tool, value, note, legacy)
+    if _is_text(media_type) or not media_type or _reads_as_text(media_type, content):
         return text_result(_clip(content.decode("utf-8", errors="replace"), MAX_TEXT) + note)
     blob = types.BlobResourceContents(
         uri=f"upstream://{tool.name}/response", mime_type=media_type, blob=base64.b64encode(content).decode()

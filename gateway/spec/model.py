@@ -40,6 +40,7 @@ class Parameter:
     explode: bool = True
     allow_reserved: bool = False
     allow_empty_value: bool = False
+    skip_url_encoding: bool = False  # Azure `x-ms-skip-url-encoding`: a path value keeps its `/` (a resource id)
     deprecated: bool = False
     media_type: str | None = None
     example: Any = None

@@ -86,6 +86,7 @@ def parameter(obj: Mapping[str, Any], at: str, warn: Warn) -> Parameter:
         explode=explode if isinstance(explode, bool) else style == "form",
         allow_reserved=obj.get("allowReserved") is True,
         allow_empty_value=obj.get("allowEmptyValue") is True,
+        skip_url_encoding=obj.get("x-ms-skip-url-encoding") is True,
         deprecated=obj.get("deprecated") is True,
         media_type=media_type,
         example=obj.get("example"),

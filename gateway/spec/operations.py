@@ -20,8 +20,10 @@ from gateway.spec.refs import RefError, deref, locate
 from gateway.spec.validate import check_operation
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-_IGNORED_HEADERS = frozenset({"accept", "content-type", "authorization"})
-"""OpenAPI 3: header parameters with these names SHALL be ignored (content negotiation and auth say them)."""
+_IGNORED_HEADERS = frozenset({"content-type", "authorization"})
+"""OpenAPI 3: header parameters with these names SHALL be ignored (the body and the security schemes say them).
+OpenAPI says the same of `Accept`, but real specs declare it to choose among the answers' media types (often
+with an enum), so it is kept: the tool offers it and the gateway's own `Accept` yields to it."""
 
 
 class OperationBuilder:

@@ -25,6 +25,7 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _SCHEMA_KEYS = (
     "type", "format", "items", "default", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum",
     "maxLength", "minLength", "pattern", "maxItems", "minItems", "uniqueItems", "enum", "multipleOf", "x-nullable",
+    "x-ms-enum", "x-enum-descriptions", "x-enumDescriptions", "x-enumNames", "x-enum-names",
 )  # fmt: skip
 _QUERY_STYLES = {
     "csv": ("form", False),
@@ -87,7 +88,8 @@ def _parameter(param: Mapping[str, Any], at: str, warn: Warn) -> dict[str, Any]:
     location = param["in"]
     style, explode = _style(param, location, at, warn)
     converted = {
-        key: param[key] for key in ("name", "in", "required", "description", "allowEmptyValue") if key in param
+        key: param[key] for key in ("name", "in", "required", "description", "allowEmptyValue",
+                                    "x-ms-skip-url-encoding", "x-ms-parameter-location") if key in param
     }
     converted.update(schema=_schema(param), style=style, explode=explode)
     return converted
@@ -116,9 +118,8 @@ def _style(param: Mapping[str, Any], location: str, at: str, warn: Warn) -> tupl
     if param.get("type") != "array":
         return ("form", True) if on_query else ("simple", False)
     fmt = param.get("collectionFormat", "csv")
-    if fmt == "tsv":
-        warn(at, "collectionFormat `tsv` has no OpenAPI 3 equivalent: values are sent comma-separated")
-        fmt = "csv"
+    if fmt == "tsv" and on_query:
+        return "tabDelimited", False  # no OpenAPI 3 style: the request builder joins with a tab
     if on_query and fmt in _QUERY_STYLES:
         return _QUERY_STYLES[fmt]
     if fmt != "csv":

@@ -19,12 +19,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from gateway.calls.request import is_file_part
 from gateway.calls.validate import compile_validator
 from gateway.errors import ConfigError, Diagnostic
 from gateway.mapping import SelectedOperation, WidgetKind, WidgetSettings
-from gateway.media import essence, is_json, is_xml
+from gateway.media import essence, is_json, is_json_lines, is_xml
 from gateway.spec import pointer
-from gateway.spec.model import ApiModel, MediaType, Operation, Parameter, RequestBody
+from gateway.spec.model import ApiModel, Encoding, MediaType, Operation, Parameter, RequestBody
 from gateway.tools import names
 from gateway.tools.model import (
     ArgumentBinding,
@@ -36,6 +37,7 @@ from gateway.tools.model import (
     WidgetSpec,
 )
 from gateway.tools.schemas import SchemaConverter
+from gateway.tools.xml import xml_plan
 
 OWNED_HEADERS = frozenset(
     {"authorization", "content-type", "content-length", "host", "cookie", "transfer-encoding", "connection",
@@ -78,24 +80,38 @@ def choose_media_type(body: RequestBody) -> MediaType | None:
     return min(body.content, key=lambda m: (_KIND_PREFERENCE[body_kind(m.content_type)], m.content_type == "*/*"))
 
 
-def success_response_schema(operation: Operation) -> Mapping[str, Any] | None:
-    """The JSON schema of the first 2xx answer (200 before 201 before 2XX), if it has one."""
+def success_media(operation: Operation) -> MediaType | None:
+    """The media type of the first 2xx answer (200 before 201 before 2XX) the gateway reads as data: JSON
+    first, then line-delimited JSON, then XML; None when that answer has none of them (or no schema)."""
     candidates = sorted(
         (r for r in operation.responses if r.status[:1] == "2"),
         key=lambda r: (r.status.upper() == "2XX", r.status),
     )
     for response in candidates:
-        for media in response.content:
-            if body_kind(media.content_type) == "json" and media.schema is not None:
-                return media.schema
-        return None  # the preferred success answer is not JSON: promise nothing
+        for test in (lambda t: body_kind(t) == "json", is_json_lines, is_xml):
+            for media in response.content:
+                if test(media.content_type) and media.schema is not None:
+                    return media
+        return None  # the preferred success answer is not data: promise nothing
     return None
 
 
+def success_response_schema(operation: Operation) -> Mapping[str, Any] | None:
+    """The JSON schema of the first 2xx answer, if it is JSON (one document) and has one."""
+    media = success_media(operation)
+    return media.schema if media is not None and body_kind(media.content_type) == "json" else None
+
+
 def accept_header(operation: Operation) -> str:
-    types_ = [m.content_type for r in operation.responses if r.status[:1] in ("2", "d") for m in r.content]
-    json_first = sorted(dict.fromkeys(types_), key=lambda t: body_kind(t) != "json")
-    return ", ".join(json_first[:4]) if json_first else "application/json"
+    """The `Accept` of every call: the media types the success answers declare (JSON first, at most four);
+    only when they declare none, those of the `default` answer; `application/json` when nothing is declared.
+    Never a type the operation does not declare: a backend that negotiates would answer 406."""
+    for statuses in (("2",), ("d",)):
+        types_ = [m.content_type for r in operation.responses if r.status[:1].lower() in statuses for m in r.content]
+        if types_:
+            json_first = sorted(dict.fromkeys(types_), key=lambda t: (body_kind(t) != "json", not is_json_lines(t)))
+            return ", ".join(json_first[:4])
+    return "application/json"
 
 
 def describe(operation: Operation, override: str | None) -> str:
@@ -169,6 +185,7 @@ class ToolGenerator:
         self.prefix = prefix
         self.converter = SchemaConverter(api.document, api.dialect)
         self.warnings: list[Diagnostic] = []
+        self._part_types: dict[str, str] = {}  # multipart file part -> its encoding's media type (per body)
 
     def generate(self, selected: list[SelectedOperation], taken: set[str] | None = None) -> list[ToolSpec]:
         raw = [self.prefix + (s.settings.name or names.operation_name(s.operation)) for s in selected]
@@ -194,8 +211,9 @@ class ToolGenerator:
                 check_mapping_values(name, wire, override, schema, defs)
             argument = names.unique([argument_for], taken)[0]
             taken.add(argument)
+            greedy = target == "path" and (wire.endswith("+") or wire.startswith("*"))  # {proxy+}, {*path}
             bindings.append(ArgumentBinding(argument, target, wire, parameter,  # type: ignore[arg-type]
-                                            allow_slash=bool(override and override.allow_slash)))
+                                            allow_slash=bool(override and override.allow_slash) or greedy))
             if override and override.has_fixed:
                 constants[argument] = override.fixed
                 return
@@ -214,13 +232,18 @@ class ToolGenerator:
                 schema = {**schema, "default": override.default}
                 defaults[argument] = override.default
                 is_required = False
+            filled = (target == "header" and wire.lower() == "accept") or (target == "query" and wire == "api-version")
+            if filled and "default" in schema and argument not in defaults:
+                defaults[argument] = schema["default"]  # sent when the model gives none (the gateway's Accept is not)
+                is_required = False
             properties[argument] = schema
             if is_required:
                 required.append(argument)
 
         path, fixed_query = split_qualifier(operation.path)
+        aws_style = self._aws_style(operation)
         params = sorted(
-            (p for p in self._parameters(operation, path, fixed_query)
+            (self._aws_parameter(p, aws_style) for p in self._parameters(operation, path, fixed_query)
              if not (p.location == "header" and p.name.lower() in OWNED_HEADERS)),
             key=lambda p: LOCATION_ORDER[p.location],
         )
@@ -231,27 +254,41 @@ class ToolGenerator:
                 argument = names.argument_name(f"{param.location}_{param.name}")
             seen_names.add(argument)
             schema = self.converter.input_schema(param.schema, defs)
-            if param.location == "path" and schema.get("type") == "string" and "minLength" not in schema:
-                schema = {**schema, "minLength": 1}  # an empty value would collapse the path
+            if param.location == "query" and param.name == "api-version" and _is_string(schema) \
+                    and not {"default", "enum", "const"} & schema.keys() and self.api.version.strip():
+                schema = {**schema, "default": self.api.version.strip()}  # Azure: the version the spec describes
+            required_param = param.required or param.location == "path"
+            never_empty = param.location == "path" or (
+                param.location in ("query", "header") and required_param and not param.allow_empty_value)
+            if never_empty and _is_string(schema) and "minLength" not in schema:
+                schema = {**schema, "minLength": 1}  # an empty value would collapse the path, or is never sent
             if param.description and "description" not in schema:
                 schema = {**schema, "description": param.description}
-            required_param = param.required or param.location == "path"
+            elif param.description and str(schema.get("description")).startswith("Values: "):
+                schema = {**schema, "description": f"{param.description}\n\n{schema['description']}"}
+            if param.location == "header" and param.name.lower() == "accept" and "default" not in schema \
+                    and required_param and isinstance(schema.get("enum"), list) and schema["enum"]:
+                schema = {**schema, "default": schema["enum"][0]}  # the spec's first choice, filled in
             add(argument, param.name, param.location, schema, required_param, param)
 
         body_plan = None
         if operation.request_body is not None:
-            body_plan = self._body(operation.request_body, defs, seen_names, add)
+            body_plan = self._body(operation.request_body, defs, seen_names, add, aws_style)
 
+        for repair in self.converter.repairs():
+            self.warnings.append(Diagnostic(f"{self.api.source}{operation.pointer}",
+                                            f"tool {name!r}: {repair}, so that valid values pass"))
         input_schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
         if required:
             input_schema["required"] = required
         if defs:
             input_schema["$defs"] = defs
         method = operation.method.upper()
-        accept = "" if any(p.location == "header" and p.name.lower() == "accept" for p in params) \
-            else accept_header(operation)
+        accept = accept_header(operation)  # a spec-declared Accept argument replaces it, call by call
         request = RequestPlan(method, path, tuple(bindings), body_plan, fixed_query, constants, defaults, accept)
-        response = self._response(operation, settings, narrowing_arguments(bindings))
+        chooses = any(b.target == "header" and b.wire_name.lower() == "accept" and b.argument in properties
+                      for b in bindings)
+        response = self._response(operation, settings, narrowing_arguments(bindings), chooses)
         annotations = {**METHOD_ANNOTATIONS.get(operation.method, {"openWorldHint": True}),
                        **(settings.annotations or {})}
         title = settings.title or operation.summary.strip().rstrip(".")[:80] or None
@@ -339,13 +376,43 @@ class ToolGenerator:
                                         explode=False))
         return params
 
-    def _body(self, body: RequestBody, defs: dict[str, Any], seen: set[str], add: Any) -> BodyPlan | None:
+    def _aws_style(self, operation: Operation) -> str | None:
+        """`x-aws-query` or `x-aws-ec2` when the spec says the API speaks an AWS query protocol
+        (`x-aws-protocol: query|ec2` on the operation or in `info`), else None."""
+        info = self.api.document.get("info")
+        declared = operation.extensions.get("x-aws-protocol") or (
+            info.get("x-aws-protocol") if isinstance(info, Mapping) else None)
+        return {"query": "x-aws-query", "ec2": "x-aws-ec2"}.get(str(declared).lower()) if declared else None
+
+    def _aws_parameter(self, param: Parameter, style: str | None) -> Parameter:
+        """A query parameter holding a list or a structure, flattened the AWS way in an AWS query API."""
+        if style is None or param.location != "query" or param.media_type is not None:
+            return param
+        schema = self._resolve(param.schema)
+        kind = schema.get("type") if isinstance(schema, Mapping) else None
+        if kind in ("array", "object") or (isinstance(schema, Mapping) and "properties" in schema):
+            return replace(param, style=style, explode=True)
+        return param
+
+    def _body(self, body: RequestBody, defs: dict[str, Any], seen: set[str], add: Any,
+              aws_style: str | None = None) -> BodyPlan | None:
         media = choose_media_type(body)
         if media is None:
             return None
         kind = body_kind(media.content_type)
-        if kind == "multipart":
+        if kind in ("form", "multipart"):
             media = replace(media, schema=self._shallow(media.schema))  # the builder reads part schemas directly
+        if kind == "form" and aws_style is not None:
+            flattened_encoding = {name: replace(media.encoding.get(name) or Encoding(), style=aws_style)
+                                  for name, _ in _top_properties(media.schema, self._resolve)}
+            media = replace(media, encoding={**media.encoding, **flattened_encoding})
+        self._part_types: dict[str, str] = {}
+        files = self._file_parts(media) if kind == "multipart" else {}
+        required_arrays = self._required_arrays(media.schema) if kind in ("form", "multipart") else frozenset()
+        extra: dict[str, Any] = {
+            "xml": xml_plan(media.schema, self._resolve) if kind == "text" and is_xml(media.content_type) else None,
+            "required_arrays": required_arrays,
+        }
         schema = self._object_schema(media.schema) if kind in ("json", "form", "multipart") else None
         props = schema.get("properties") if schema else None
         if isinstance(props, Mapping) and props:
@@ -357,20 +424,81 @@ class ToolGenerator:
                     for prop, prop_schema in props.items():
                         if isinstance(prop_schema, Mapping) and self._read_only(prop_schema):
                             continue
-                        converted = self.converter.input_schema(prop_schema, defs)
+                        converted = self._part_schema(self.converter.input_schema(prop_schema, defs), prop, files,
+                                                      required_arrays)
                         add(names.argument_name(prop), prop, "body-property", converted,
                             body.required and prop in inner_required)
-                    return BodyPlan(media, kind, body.required, flattened=True)
+                    return BodyPlan(media, kind, body.required, flattened=True, base64=files, **extra)
         converted = self.converter.input_schema(media.schema, defs) if media.schema is not None else {}
-        if kind in ("text", "binary") and not converted.get("type"):
+        if kind == "binary" and _binary_body(converted):
+            files = {"": _byte_lengths(converted)}
+            converted = _base64_schema(converted, media.content_type)
+        elif kind in ("text", "binary") and not converted.get("type"):
             converted = {"type": "string", **converted}
         elif "type" not in converted and _object_part(converted) and (
                 "properties" in converted or "allOf" in converted):
             converted = {"type": "object", **converted}  # Azure-style bodies leave out `type: object`
+        if files.keys() - {""} or required_arrays:
+            converted = self._nested_parts(converted, files, required_arrays)
         if body.description and "description" not in converted:
             converted = {**converted, "description": body.description}
         add("request_body" if "body" in seen else "body", "body", "body", converted, body.required)
-        return BodyPlan(media, kind, body.required, flattened=False)
+        return BodyPlan(media, kind, body.required, flattened=False, base64=files, **extra)
+
+    def _file_parts(self, media: MediaType) -> dict[str, tuple[int | None, int | None]]:
+        """Multipart properties that are files (each taken as base64), with the byte lengths the spec allows."""
+        found: dict[str, tuple[int | None, int | None]] = {}
+        for name, schema in _top_properties(media.schema, self._resolve):
+            encoding = media.encoding.get(name)
+            declared = encoding.content_type.split(",", 1)[0].strip() if encoding and encoding.content_type else None
+            item = self._resolve(schema.get("items")) if schema.get("type") == "array" else schema
+            if not isinstance(item, Mapping) or item.get("format") in ("byte", "base64"):
+                continue  # base64 text by definition (`byte`; OpenAPI 3.0's `base64` parts): sent as the text it is
+            if is_file_part(item, declared) and item.get("type") in (None, "string", "file"):
+                found[name] = _byte_lengths(item)
+                if declared is not None and "*" not in declared:
+                    self._part_types[name] = declared
+        return found
+
+    def _required_arrays(self, schema: Any) -> frozenset[str]:
+        """Required array properties of a form or multipart body (in any branch): an empty one would vanish."""
+        found: set[str] = set()
+        for part in _branches(self._resolve(schema), self._resolve):
+            required = part.get("required") if isinstance(part.get("required"), list) else []
+            for name, prop in (part.get("properties") or {}).items():
+                prop = self._resolve(prop)
+                if name in required and isinstance(prop, Mapping) and prop.get("type") == "array":
+                    found.add(name)
+        return frozenset(found)
+
+    def _part_schema(self, converted: dict[str, Any], name: str, files: Mapping[str, Any],
+                     required_arrays: frozenset[str]) -> dict[str, Any]:
+        """A body property's argument schema: base64 for file parts, `minItems: 1` for required arrays."""
+        if name in files:
+            media_type = self._part_types.get(name)
+            if converted.get("type") == "array" and isinstance(converted.get("items"), Mapping):
+                converted = {**converted, "items": _base64_schema(converted["items"], media_type)}
+            else:
+                converted = _base64_schema(converted, media_type)
+        if name in required_arrays and converted.get("type") == "array" and "minItems" not in converted:
+            converted = {**converted, "minItems": 1}
+        return converted
+
+    def _nested_parts(self, converted: dict[str, Any], files: Mapping[str, Any],
+                      required_arrays: frozenset[str]) -> dict[str, Any]:
+        """`_part_schema` applied to the properties of a whole-body argument (and of its anyOf/allOf branches)."""
+        out = dict(converted)
+        if isinstance(out.get("properties"), Mapping):
+            required = set(out.get("required") or ())
+            out["properties"] = {
+                name: self._part_schema(dict(prop), name, files, required_arrays & required)
+                if isinstance(prop, Mapping) else prop
+                for name, prop in out["properties"].items()}
+        for key in ("anyOf", "allOf"):
+            if isinstance(out.get(key), list):
+                out[key] = [self._nested_parts(branch, files, required_arrays) if isinstance(branch, dict) else branch
+                            for branch in out[key]]
+        return out
 
     def _resolve(self, schema: Any, depth: int = 0) -> Any:
         while isinstance(schema, Mapping) and isinstance(schema.get("$ref"), str) and depth < 20:
@@ -381,13 +509,25 @@ class ToolGenerator:
             depth += 1
         return schema
 
-    def _shallow(self, schema: Any) -> Any:
-        """`schema` with its top-level ref and its properties' refs followed (for multipart file detection)."""
+    def _shallow(self, schema: Any, depth: int = 0) -> Any:
+        """`schema` with its top-level ref, its properties' refs (and their items') and its branches followed:
+        the request builder reads part schemas (files, integers, XML) without the document at hand."""
         resolved = self._resolve(schema)
-        if not isinstance(resolved, Mapping) or not isinstance(resolved.get("properties"), Mapping):
+        if not isinstance(resolved, Mapping) or depth > 4:
             return resolved
-        props = {k: self._resolve(v) or {} for k, v in resolved["properties"].items()}
-        return {**resolved, "properties": props}
+        out = dict(resolved)
+        if isinstance(resolved.get("properties"), Mapping):
+            props = {}
+            for key, value in resolved["properties"].items():
+                value = self._resolve(value) or {}
+                if isinstance(value, Mapping) and isinstance(value.get("items"), Mapping):
+                    value = {**value, "items": self._resolve(value["items"]) or {}}
+                props[key] = value
+            out["properties"] = props
+        for key in ("allOf", "anyOf", "oneOf"):
+            if isinstance(resolved.get(key), list):
+                out[key] = [self._shallow(branch, depth + 1) for branch in resolved[key]]
+        return out
 
     def _object_schema(self, schema: Any) -> Mapping[str, Any] | None:
         """The body schema when it is a plain object with properties (refs followed), else None."""
@@ -405,11 +545,22 @@ class ToolGenerator:
         resolved = self._resolve(schema)
         return isinstance(resolved, Mapping) and resolved.get("readOnly") is True
 
-    def _response(self, operation: Operation, settings: Any, narrowing: tuple[str, ...]) -> ResponsePlan:
+    def _response(self, operation: Operation, settings: Any, narrowing: tuple[str, ...],
+                  accept_argument: bool = False) -> ResponsePlan:
         response = settings.response
         select = response.select if response else None
         # A mapping `select` reshapes the answer, so the spec's response schema no longer describes it.
-        output = None if select is not None else self.converter.output_schema(success_response_schema(operation))
+        media = success_media(operation)
+        if accept_argument and any(body_kind(m.content_type) != "json" for r in operation.responses
+                                   if r.status[:1] == "2" for m in r.content):
+            media = None  # the model's Accept may choose an answer that is not JSON: promise no shape
+        output = None
+        if select is None and media is not None and body_kind(media.content_type) == "json":
+            output = self.converter.output_schema(media.schema)
+        elif select is None and media is not None and is_json_lines(media.content_type):
+            records = self.converter.output_schema(media.schema)  # the schema of one record
+            output = {"type": "array", "items": records} if records is not None else {"type": "array"}
+        read_xml = xml_plan(media.schema, self._resolve) if media is not None and is_xml(media.content_type) else None
         if output is not None and "type" not in output and (
                 isinstance(output.get("properties"), Mapping)
                 or (output.get("allOf") and all(_object_part(p) for p in output["allOf"]))):
@@ -424,7 +575,65 @@ class ToolGenerator:
             max_text_bytes=settings.max_text_bytes,
             narrowing=narrowing,
             check=compile_validator(output) if output is not None else None,
+            xml=read_xml if read_xml is not None and read_xml.kind == "object" else None,
         )
+
+
+def _top_properties(schema: Any, resolve: Callable[[Any], Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """(name, resolved schema) of every top-level property of a body, in any allOf/anyOf/oneOf branch."""
+    found = []
+    for part in _branches(resolve(schema), resolve):
+        for name, prop in (part.get("properties") or {}).items():
+            prop = resolve(prop)
+            if isinstance(prop, Mapping):
+                found.append((str(name), prop))
+    return found
+
+
+def _branches(schema: Any, resolve: Callable[[Any], Any], depth: int = 0) -> list[Mapping[str, Any]]:
+    if not isinstance(schema, Mapping) or depth > 4:
+        return []
+    found = [schema]
+    for key in ("allOf", "anyOf", "oneOf"):
+        for branch in schema.get(key) or ():
+            found += _branches(resolve(branch), resolve, depth + 1)
+    return found
+
+
+def _binary_body(converted: Mapping[str, Any]) -> bool:
+    """Whether a body of a binary media type is bytes (a string or no schema), not a vendor-typed object."""
+    kind = converted.get("type")
+    return kind in (None, "string") and not {"properties", "items", "anyOf", "allOf"} & converted.keys()
+
+
+def _byte_lengths(schema: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    low, high = schema.get("minLength"), schema.get("maxLength")
+    return (low if isinstance(low, int) else None, high if isinstance(high, int) else None)
+
+
+BASE64_PATTERN = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+"""Exactly the strings that are standard, padded base64 (RFC 4648 section 4)."""
+
+
+def _base64_schema(schema: Mapping[str, Any], media_type: str | None) -> dict[str, Any]:
+    """The argument schema of binary content: a base64 string (JSON Schema `contentEncoding`), its media type
+    when one is known. Length limits count the decoded bytes, so the request builder checks them instead."""
+    out = {k: v for k, v in schema.items() if k not in ("format", "minLength", "maxLength", "pattern", "enum")}
+    out["type"] = "string"
+    out["contentEncoding"] = "base64"
+    out["pattern"] = BASE64_PATTERN  # validators treat contentEncoding as an annotation: this one they check
+    declared = media_type or schema.get("contentMediaType")
+    if isinstance(declared, str) and "*" not in declared:
+        out["contentMediaType"] = essence(declared)
+    note = "Binary content, base64-encoded."
+    description = out.get("description")
+    out["description"] = f"{description} ({note})" if isinstance(description, str) and description else note
+    return out
+
+
+def _is_string(schema: Mapping[str, Any]) -> bool:
+    kind = schema.get("type")
+    return kind == "string" or (isinstance(kind, list) and "string" in kind and "null" not in kind)
 
 
 def _object_part(schema: Any) -> bool:

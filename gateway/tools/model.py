@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from gateway.mapping.model import WidgetAction, WidgetKind
 from gateway.spec.model import MediaType, Operation, Parameter
+from gateway.tools.xml import XmlNode
 
 BindingTarget = Literal["path", "query", "header", "cookie", "body", "body-property"]
 BodyKind = Literal["json", "form", "multipart", "text", "binary"]
@@ -41,6 +42,11 @@ class BodyPlan:
     kind: BodyKind
     required: bool
     flattened: bool  # True: the body's properties are top-level arguments (bindings of target body-property)
+    xml: XmlNode | None = None  # an XML body: the schema's XML shape (names, namespaces, attributes, wrapping)
+    base64: Mapping[str, tuple[int | None, int | None]] = field(default_factory=dict)
+    """Values the model gives base64-encoded and that are sent decoded: multipart file parts by property
+    name, "" for the whole body; each with the (minLength, maxLength) of the decoded bytes."""
+    required_arrays: frozenset[str] = frozenset()  # form/multipart properties that must not be sent empty
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +87,7 @@ class ResponsePlan:
     narrowing: tuple[str, ...] = ()  # arguments that page or filter the answer, named in a preview's note
     check: Callable[[Any], list[tuple[str, str]]] | None = field(default=None, compare=False, repr=False)
     """Compiled validator of `output_schema` (the modern, unwrapped form)."""
+    xml: XmlNode | None = None  # how to read an XML answer as structured data (None: returned as text)
 
 
 @dataclass(frozen=True, slots=True)

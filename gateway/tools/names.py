@@ -36,7 +36,8 @@ def operation_name(operation: Operation) -> str:
     """The default tool name: the operationId, else method and path (`GET /pets/{id}` -> `get_pets_id`)."""
     if operation.operation_id:
         return tool_name(operation.operation_id)
-    return tool_name(f"{operation.method}_{operation.path}")
+    path = re.sub(r"_+", "_", _NOT_TOOL_CHAR.sub("_", operation.path)).strip("_")  # `/jobs?a=b` -> `jobs_a_b`
+    return tool_name(f"{operation.method}_{path}")
 
 
 def argument_name(raw: str) -> str:

@@ -27,6 +27,7 @@ import datetime
 import json
 import math
 import re
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -84,6 +85,13 @@ class SchemaConverter:
         refs = _References(document, dialect)
         self._inputs = _InputConverter(refs)
         self._outputs = _OutputConverter(refs)
+
+    def repairs(self) -> list[str]:
+        """What input conversions since the last call changed so that valid values pass (then forgotten):
+        an `enum` written on an array, a `pattern` in another regex dialect. A shared component is reported
+        once, by the first conversion that meets it."""
+        found, self._inputs.repairs = self._inputs.repairs, []
+        return found
 
     def input_schema(self, schema: Mapping[str, Any] | None, defs: dict[str, Any]) -> dict[str, Any]:
         """The 2020-12 schema of a value the model sends (a parameter or a request body).
@@ -211,7 +219,8 @@ class _InputConverter:
         self._components: dict[str, _Component] = {}
         self._names: dict[str, str] = {}
         self._active: list[str] = []  # components being converted, innermost last
-        self._patterns: dict[str, bool] = {}
+        self._patterns: dict[str, str | None] = {}
+        self.repairs: list[str] = []
 
     def root(self, schema: Mapping[str, Any] | None, defs: dict[str, Any]) -> dict[str, Any]:
         tally = _Tally(0)
@@ -294,8 +303,14 @@ class _InputConverter:
             return {}
         tally.reached(level)
         types = _types(raw.get("type"))
-        raw = _enum_on_items(raw, types)
+        moved = _enum_on_items(raw, types)
+        if moved is not raw:
+            self.repairs.append("an `enum` on an array applies to each item ("
+                                + ("moved to `items`" if "enum" in (moved.get("items") or {}) else "dropped: "
+                                   "its items are a reference or have their own enum") + ")")
+            raw = moved
         out = _annotations(raw)
+        _enum_notes(raw, out)
         if types:
             out["type"] = _type_value(types)
         fmt = raw.get("format")
@@ -304,8 +319,8 @@ class _InputConverter:
         elif isinstance(fmt, str) and fmt.strip():
             out["format"] = fmt.strip().lower()
         pattern = raw.get("pattern")
-        if isinstance(pattern, str) and self._pattern_ok(pattern):
-            out["pattern"] = pattern
+        if isinstance(pattern, str) and (usable := self._pattern(pattern)) is not None:
+            out["pattern"] = usable
         _bounds(raw, out)
         _integer_range(out)
         _values(raw, out, types)
@@ -347,7 +362,8 @@ class _InputConverter:
             out["additionalProperties"] = sub(additional)
         patterns = raw.get("patternProperties")
         if isinstance(patterns, Mapping):
-            kept = {k: sub(v) for k, v in patterns.items() if isinstance(k, str) and self._pattern_ok(k)}
+            kept = {usable: sub(v) for k, v in patterns.items()
+                    if isinstance(k, str) and (usable := self._pattern(k)) is not None}
             if kept:
                 out["patternProperties"] = kept
         dependent = raw.get("dependentSchemas")
@@ -359,18 +375,93 @@ class _InputConverter:
             if kept:
                 out["dependentRequired"] = kept
 
-    def _pattern_ok(self, pattern: str) -> bool:
-        """Whether both validators in use compile `pattern` (Python `re`, and jsonschema_rs's ECMA regexes)."""
-        ok = self._patterns.get(pattern)
-        if ok is None:
-            try:
-                re.compile(pattern)
-                jsonschema_rs.validator_for({"pattern": pattern})
-                ok = True
-            except (re.error, ValueError):
-                ok = False
-            self._patterns[pattern] = ok
-        return ok
+    def _pattern(self, pattern: str) -> str | None:
+        """`pattern` as both validators in use compile it (Python `re`, and jsonschema_rs's ECMA regexes):
+        as written, else translated from another dialect (`\\A`, `\\Z`, `(?P<name>`, POSIX classes), else None
+        (dropped). Each translation or drop is reported in `repairs`."""
+        if pattern not in self._patterns:
+            usable: str | None = _translate_pattern(pattern)
+            if _NOT_ECMA.search(usable) or not _compiles(usable):
+                usable = None
+            if usable != pattern:
+                self.repairs.append(f"pattern {pattern!r} " + (f"rewritten as {usable!r}" if usable is not None else
+                                    "dropped: it is not a regular expression JSON Schema (ECMA-262) validators "
+                                    "read as the spec means it"))
+            self._patterns[pattern] = usable
+        return self._patterns[pattern]
+
+
+_POSIX_CLASSES = {
+    "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z", "lower": "a-z", "space": r"\s",
+    "xdigit": "0-9A-Fa-f", "word": r"\w", "punct": r"!-/:-@\[-`{-~", "blank": r" \t", "cntrl": r"\x00-\x1f\x7f",
+}
+
+
+def _translate_pattern(pattern: str) -> str:
+    """Constructs of Perl, Python, Ruby or Java regexes rewritten in the ECMA-262 dialect JSON Schema uses."""
+    out = re.sub(r"\[\[:(\w+):\]", lambda m: "[" + _POSIX_CLASSES.get(m.group(1), m.group(0)[1:-1]), pattern)
+    out = re.sub(r"\[:(\w+):\]", lambda m: _POSIX_CLASSES.get(m.group(1), m.group(0)), out)
+    out = re.sub(r"\(\?P?<(?![=!])\w+>", "(", out)  # named groups: no name syntax both Python and ECMA read
+    out = out.replace(r"\A", "^").replace(r"\Z", "$").replace(r"\z", "$")
+    out = re.sub(r"([*+?}])\+", r"\1", out)  # possessive quantifiers: the plain (greedy) ones accept the same
+    out = re.sub(r"\(\?>", "(?:", out)  # atomic groups, likewise
+    return out
+
+
+_NOT_ECMA = re.compile(r"(?<!\\)\(\?[aimsxuU-]+[:)]|(?<!\\)\(\?P[=>]|(?<!\\)\(\?#|(?<!\\)\\[QEhHRXKGAZz]")
+"""Constructs other dialects have and ECMA-262 (JSON Schema's dialect) lacks or reads differently: inline
+flags `(?i)`, Python's `(?P=name)`, comments, `\\Q...\\E`, `\\h`, `\\R`, `\\A`/`\\Z` anchors..."""
+
+
+def _compiles(pattern: str) -> bool:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "possible nested set": Python's own FutureWarning about `[[`
+        try:
+            re.compile(pattern)
+            jsonschema_rs.validator_for({"pattern": pattern})
+        except (re.error, ValueError):
+            return False
+    return True
+
+
+_ENUM_NOTE_LIMIT = 1500
+
+
+def _enum_notes(raw: Mapping[str, Any], out: dict[str, Any]) -> None:
+    """What each enum value means, from `x-ms-enum` (value names and descriptions), `x-enum-descriptions`,
+    `x-enumDescriptions` or `x-enumNames`, appended to the description (the one place every model reads)."""
+    enum = raw.get("enum")
+    if not isinstance(enum, list) or not enum:
+        return
+    notes: dict[str, str] = {}
+    ms = raw.get("x-ms-enum")
+    if isinstance(ms, Mapping) and isinstance(ms.get("values"), list):
+        for entry in ms["values"]:
+            if isinstance(entry, Mapping) and "value" in entry:
+                text = entry.get("description") if isinstance(entry.get("description"), str) else ""
+                name = entry.get("name") if isinstance(entry.get("name"), str) else ""
+                if name and name != str(entry["value"]):
+                    text = f"{name}" + (f" ({text})" if text else "")
+                if text:
+                    notes[str(entry["value"])] = text
+    for key in ("x-enum-descriptions", "x-enumDescriptions", "x-enumNames", "x-enum-names"):
+        declared = raw.get(key)
+        if isinstance(declared, list) and len(declared) == len(enum):
+            for value, text in zip(enum, declared, strict=True):
+                if isinstance(text, str) and text.strip() and text.strip() != str(value):
+                    notes.setdefault(str(value), text.strip())
+        elif isinstance(declared, Mapping):
+            for value, text in declared.items():
+                if isinstance(text, str) and text.strip():
+                    notes.setdefault(str(value), text.strip())
+    if not notes:
+        return
+    listing = "; ".join(f"{value}: {' '.join(text.split())}" for value, text in notes.items())
+    if len(listing) > _ENUM_NOTE_LIMIT:
+        listing = listing[:_ENUM_NOTE_LIMIT].rsplit(";", 1)[0] + "; ..."
+    description = out.get("description")
+    out["description"] = (f"{description.rstrip()}\n\n" if isinstance(description, str) and description.strip()
+                          else "") + f"Values: {listing}"
 
 
 class _OutputConverter:
