@@ -64,6 +64,26 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class FilesSettings:
+    """`server.files`: downloading the files a host hands a tool by URL (ChatGPT's `openai/fileParams`).
+
+    Off until `allowed_hosts` names the hosts files may come from: a download is a new way out of the
+    gateway. https only; `allow_loopback` lets loopback addresses through (local trials and tests), never
+    private or link-local ones; `ca_file` trusts a private CA.
+    """
+
+    allowed_hosts: tuple[str, ...] = ()
+    allow_loopback: bool = False
+    max_bytes: int = 20_000_000
+    timeout_seconds: float = 30.0
+    ca_file: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.allowed_hosts)
+
+
+@dataclass(frozen=True, slots=True)
 class TracingSettings:
     """`server.tracing`: OpenTelemetry traces, exported over OTLP/HTTP as the `OTEL_*` variables say."""
 
@@ -94,6 +114,7 @@ class ServerSettings:
     discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     tracing: TracingSettings = field(default_factory=TracingSettings)
+    files: FilesSettings = field(default_factory=FilesSettings)
     fast_path: bool = True  # stateless JSON tools/call, tools/list and ping served without the SDK's dispatcher
     reload: str = "off"  # "watch": reload when the config, a spec or a mapping changes (SIGHUP always reloads)
     drain_seconds: float = 5.0  # after SIGTERM: /readyz is 503 but calls are still served, for load balancers
@@ -245,6 +266,12 @@ def _build(data: Mapping[str, Any], locate: Locator, base: Path) -> GatewayConfi
     server["discovery"] = DiscoverySettings(**server.get("discovery", {}))
     server["metrics"] = MetricsSettings(**server.get("metrics", {}))
     server["tracing"] = TracingSettings(**server.get("tracing", {}))
+    files = dict(server.get("files", {}))
+    files["allowed_hosts"] = tuple(files.get("allowed_hosts", ()))
+    if "ca_file" in files:
+        files["ca_file"] = _resolve_source(files["ca_file"], base, locate, ("server", "files", "ca_file"), problems,
+                                           urls=False)
+    server["files"] = FilesSettings(**files)
     if problems:
         raise config_error(problems)
     return GatewayConfig(server=ServerSettings(**server), backends=tuple(backends))

@@ -200,6 +200,8 @@ def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None, *,
                     await backend.aclose()
                 if verifier is not None:
                     await verifier.aclose()
+                if policy.files is not None:
+                    await policy.files.aclose()
                 remove_redaction()
 
     async def healthz(request: Request) -> JSONResponse:

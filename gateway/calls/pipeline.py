@@ -13,6 +13,7 @@ to its own timeout, then gets the full timeout for the exchange.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import logging
@@ -25,6 +26,7 @@ from typing import Any, Protocol
 import mcp_types as types
 
 from gateway.auth.settings import ANONYMOUS, AuditSettings, Identity, Secret
+from gateway.calls.files import FileFetcher, FileRefused
 from gateway.calls.forward import Backend, UpstreamError, UpstreamResponse
 from gateway.calls.limits import Busy, ConcurrencyCap, RateLimiter
 from gateway.calls.request import ArgumentError, UpstreamRequest, build_request
@@ -59,6 +61,7 @@ class CallPolicy:
     audit: AuditSettings = field(default_factory=AuditSettings)
     observers: tuple[CallObserver, ...] = ()
     tracing: Tracing | None = None
+    files: FileFetcher | None = None  # downloads file arguments given by URL (server.files)
 
 
 class CallObserver(Protocol):
@@ -81,6 +84,7 @@ def build_policy(config: GatewayConfig, backends: Mapping[str, Backend],
         audit=config.server.audit,
         observers=observers,
         tracing=tracing,
+        files=FileFetcher(config.server.files) if config.server.files.enabled else None,
     )
 
 
@@ -106,6 +110,7 @@ class _Audit:
 
     outcome: str = "cancelled"
     upstream_status: int | None = None
+    downloads: int = 0  # files downloaded for the call (server.files)
 
 
 async def call_tool(
@@ -131,8 +136,9 @@ async def call_tool(
         return error_result(f"Tool {tool.name!r} failed with an internal error in the gateway (logged); "
                             "the arguments are not at fault and a retry will probably fail the same way.")
     finally:
+        fields = {"downloads": audit.downloads} if audit.downloads else {}
         write_audit("tool_call", identity, tool.name, audit.outcome, started, policy, arguments, extra,
-                    backend=tool.backend, upstream_status=audit.upstream_status)
+                    backend=tool.backend, upstream_status=audit.upstream_status, **fields)
         for observer in policy.observers:
             observer.call_finished(tool.name, tool.backend, audit.outcome)
 
@@ -176,6 +182,18 @@ async def _call(
     for name, value in tool.request.defaults.items():
         args.setdefault(name, value)
     invalid = f"Invalid arguments for tool {tool.name!r}; nothing was sent to the backend:\n"
+    for name in tool.file_params:
+        if isinstance(args.get(name), dict):
+            if policy.files is None:
+                return failed("invalid_arguments", f"{invalid}- /{name}: this gateway does not download files; "
+                                                   "send the file's content as base64")
+            try:
+                downloaded = await policy.files.fetch(args[name].get("download_url"))
+            except FileRefused as exc:
+                return failed("file_refused", f"The file for `{name}` could not be downloaded: {exc}. Nothing was "
+                                              "sent to the backend.")
+            args[name] = base64.b64encode(downloaded.content).decode("ascii")
+            audit.downloads += 1
     if tool.validate is not None and (violations := tool.validate(args)):
         return failed("invalid_arguments", invalid + describe(violations))
     try:

@@ -29,26 +29,42 @@ from gateway.tools.generate import legacy_output_schema
 from gateway.tools.model import ToolSpec
 from gateway.widgets import WidgetRegistry
 
+FILE_REFERENCE = {
+    "type": "object",
+    "description": "A file the host holds, as ChatGPT passes one: its download URL (and id).",
+    "properties": {"download_url": {"type": "string", "format": "uri"}, "file_id": {"type": "string"}},
+    "required": ["download_url"],
+}
+"""What a file argument also takes when the gateway downloads files (`server.files`)."""
+
 
 def descriptor(tool: ToolSpec, *, legacy: bool, security: ScopePolicy | None = None,
-               widgets: WidgetRegistry | None = None) -> types.Tool:
+               widgets: WidgetRegistry | None = None, files: bool = False) -> types.Tool:
     """The tool as `tools/list` serves it.
 
     With inbound auth (`security`), `_meta.securitySchemes` says whether the tool needs sign-in and which
     scopes (ChatGPT reads it). Only `_meta` carries it: the SDK serialises results through each protocol
     version's wire models, which drop unknown top-level Tool fields, so a top-level copy would never arrive.
     `widgets` adds the widget keys (`ui`, `openai/outputTemplate`, ...); without it, only those the
-    mapping states for the tool itself (visibility, status texts).
+    mapping states for the tool itself (visibility, status texts). With `files` (the gateway downloads
+    files), a file argument also takes a download URL and is listed in `_meta["openai/fileParams"]`.
     """
     output = legacy_output_schema(tool) if legacy else tool.response.output_schema
     meta = {**tool.meta, **(widgets or WidgetRegistry()).tool_meta(tool)}
     if security is not None:
         meta["securitySchemes"] = security.security_schemes(tool.name)
+    input_schema = dict(tool.input_schema)
+    if files and tool.file_params:
+        meta["openai/fileParams"] = list(tool.file_params)
+        properties = dict(input_schema["properties"])
+        for name in tool.file_params:
+            properties[name] = {"anyOf": [properties[name], FILE_REFERENCE]}
+        input_schema["properties"] = properties
     return types.Tool(
         name=tool.name,
         title=tool.title,
         description=tool.description,
-        input_schema=dict(tool.input_schema),
+        input_schema=input_schema,
         output_schema=dict(output) if output is not None else None,
         annotations=types.ToolAnnotations(
             title=tool.title,
@@ -108,8 +124,10 @@ class EndpointTools:
         tools = {name: every[name] for name in catalog.tools}
         catalog = dataclasses.replace(catalog, tools=tools)
 
+        files = gw.config.server.files.enabled
+
         def described(name: str, legacy: bool) -> types.Tool:
-            return descriptor(tools[name], legacy=legacy, security=security, widgets=widgets)
+            return descriptor(tools[name], legacy=legacy, security=security, widgets=widgets, files=files)
 
         meta = None
         if catalog.search:

@@ -312,6 +312,8 @@ class ToolGenerator:
             visibility=settings.visibility,
             pinned=settings.pinned,
             keywords=settings.keywords,
+            file_params=tuple(name for name, prop in properties.items()
+                              if isinstance(prop, Mapping) and prop.get("contentEncoding") == "base64"),
         )
 
     def _widget(self, tool: str, operation: Operation, settings: WidgetSettings | None,

@@ -134,4 +134,5 @@ class ToolSpec:
     invoked: str | None = None
     visibility: tuple[str, ...] | None = None  # ("model", "app") subset from the mapping; None: both
     pinned: bool = False  # search mode: listed beside the meta-tools
+    file_params: tuple[str, ...] = ()  # top-level arguments that take a file (base64, or a host's download URL)
     keywords: tuple[str, ...] = ()  # search mode: the mapping's extra words that find the tool
