@@ -20,7 +20,7 @@ from adapters.petstore import MAPPING, SPEC
 from gateway.config import config_from_args
 from gateway.runtime import load_gateway
 from gateway.server import create_app
-from gateway.serving.fast import FastPath, _call_result, _wire
+from gateway.serving.fast import FastPath, _call_result, _dumps, _wire
 from tests.conftest import ServerThread
 
 LEGACY = ("2025-11-25", "2025-06-18")
@@ -176,7 +176,11 @@ async def test_search_mode_meta_tools_take_the_fast_path_too(petstore_backend: S
                          is_error=False, _meta={"io.semantic-adapter-gateway/widgetData": [{"x": None}]}),
     types.CallToolResult(content=[types.TextContent(type="text", text="failed")], is_error=True),
     types.CallToolResult(content=[], structured_content={"result": []}),
+    types.CallToolResult(content=[types.TextContent(type="text", text="{}")],
+                         structured_content={"id": 123456789012345678901234567890}),  # beyond 64 bits
 ])
 @pytest.mark.parametrize("version", LEGACY)
 def test_the_direct_result_serialiser_writes_what_the_sdks_writes(result: types.CallToolResult, version: str) -> None:
-    assert orjson.dumps(_call_result(result)) == orjson.dumps(_wire("tools/call", version, result))
+    wire = _wire("tools/call", version, result)
+    sdk = types.JSONRPCResponse(jsonrpc="2.0", id=1, result=wire).model_dump_json(by_alias=True, exclude_unset=True)
+    assert b'{"jsonrpc":"2.0","id":1,"result":' + _dumps(_call_result(result)) + b"}" == sdk.encode()

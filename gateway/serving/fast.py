@@ -16,6 +16,7 @@ own error), and a call of a tool the endpoint does not have (its JSON-RPC error 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -122,7 +123,7 @@ class FastPath:
             wire.validate_client_request(method, version, message.get("params"))  # as the SDK checks them
         except (ValueError, KeyError):  # pydantic's ValidationError is a ValueError
             return None
-        head = b'{"jsonrpc":"2.0","id":' + orjson.dumps(message["id"]) + b',"result":'
+        head = b'{"jsonrpc":"2.0","id":' + _dumps(message["id"]) + b',"result":'
         if method == "tools/call":
             name, arguments = params.get("name"), params.get("arguments")
             if not isinstance(name, str) or not (arguments is None or isinstance(arguments, dict)):
@@ -131,13 +132,22 @@ class FastPath:
                 result = await self.endpoint.call(name, arguments, legacy=True)
             except MCPError:
                 return None
-            body = head + orjson.dumps(_call_result(result) or _wire(method, version, result)) + b"}"
+            body = head + _dumps(_call_result(result) or _wire(method, version, result)) + b"}"
             return body, "tool_error" if result.is_error else ""
         key = (method, version)
         if key not in self._results:
             result = self.endpoint.list_tools(legacy=True) if method == "tools/list" else types.EmptyResult()
-            self._results[key] = orjson.dumps(_wire(method, version, result))
+            self._results[key] = _dumps(_wire(method, version, result))
         return head + self._results[key] + b"}", ""
+
+
+def _dumps(value: Any) -> bytes:
+    """Compact JSON as the SDK writes it: orjson, or the standard library for an integer beyond 64 bits
+    (a schema's huge `maximum`, an ID kept exact), which orjson cannot write."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _wire(method: str, version: str, result: Any) -> dict[str, Any]:
