@@ -31,6 +31,9 @@ class WidgetOptions:
 
     The domain lists go into the widgets' Content Security Policy; empty lists mean no network access.
     `skybridge` also serves every widget under the Apps SDK's original MIME type `text/html+skybridge`.
+    `link_domains` are the origins the widgets' links go to (`openai/widgetCSP.redirect_domains`).
+    `fullscreen` lets big tables ask the host for full screen. `embed_in_results` also puts the widget
+    into each result's `_meta["openai.com/widget"]`, for hosts that still read it there.
     """
 
     enabled: bool = True
@@ -38,6 +41,9 @@ class WidgetOptions:
     domain: str | None = None
     connect_domains: tuple[str, ...] = ()
     resource_domains: tuple[str, ...] = ()
+    link_domains: tuple[str, ...] = ()
+    fullscreen: bool = True
+    embed_in_results: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +266,7 @@ def _build(data: Mapping[str, Any], locate: Locator, base: Path) -> GatewayConfi
     server["rate_limits"] = RateLimits(**server.get("rate_limits", {}))
     server["audit"] = AuditSettings(**server.get("audit", {}))
     widgets = dict(server.get("widgets", {}))
-    for key in ("connect_domains", "resource_domains"):
+    for key in ("connect_domains", "resource_domains", "link_domains"):
         widgets[key] = tuple(widgets.get(key, ()))
     server["widgets"] = WidgetOptions(**widgets)
     server["discovery"] = DiscoverySettings(**server.get("discovery", {}))

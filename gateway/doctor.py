@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import ipaddress
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ _EXTERNAL_LOAD = re.compile(
     r"<(?:script|img|link|source|video|audio)\b[^>]*?\b(?:src|href)\s*=\s*[\"']?((?:https?:)?//[^\"'\s>]+)",
     re.IGNORECASE)
 _CHALLENGE_PARAM = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+_WIDGET_CONFIG = re.compile(r'<script\b[^>]*\bid\s*=\s*["\']gateway-widget-config["\'][^>]*>(.*?)</script', re.I | re.S)
+_STATIC_LINK = re.compile(r"<a\b[^>]*?\bhref\s*=\s*[\"']?(https?://[^\"'\s>]+)", re.IGNORECASE)
+DISPLAY_MODES_META = "io.semantic-adapter-gateway/displayModes"  # the gateway's declaration (MCP Apps has none)
 _HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
             "MCP-Protocol-Version": LEGACY_VERSION}
 
@@ -481,12 +485,43 @@ def _widget_problems(widget: _Widget) -> tuple[list[str], list[str]]:
             fails.append(f"{key} must be true or false, not {value!r}")
     if ui.get("prefersBorder") is None and meta.get("openai/widgetPrefersBorder") is None:
         warns.append("no prefersBorder: hosts' defaults differ, say true or false")
+    warns.extend(_undeclared_asks(widget, openai_csp))
     domains = _domains(meta)
     if any(not isinstance(value, str) or not value for value in domains.values()):
         fails.append("ui.domain / openai/widgetDomain must be a non-empty text")
     elif len(set(domains.values())) > 1:
         warns.append(f"ui.domain and openai/widgetDomain differ ({', '.join(map(str, domains.values()))})")
     return fails, warns
+
+
+def _undeclared_asks(widget: _Widget, openai_csp: Mapping[str, Any] | None) -> list[str]:
+    """Display modes and link domains the widget asks for that its `_meta` does not declare.
+
+    What a gateway widget asks for is in its config (`#gateway-widget-config`: `displayModes`,
+    `linkDomains`); links written into the HTML (`<a href="https://...">`) count too. Link domains are
+    declared in `openai/widgetCSP.redirect_domains` (else ChatGPT asks the user before opening each link),
+    display modes beyond inline in `io.semantic-adapter-gateway/displayModes`."""
+    found: list[str] = []
+    config: Any = {}
+    if match := _WIDGET_CONFIG.search(widget.html):
+        with contextlib.suppress(ValueError):
+            config = json.loads(match.group(1))
+    config = config if isinstance(config, dict) else {}
+    asked_modes = [m for m in config.get("displayModes") or [] if isinstance(m, str) and m != "inline"]
+    declared_modes = widget.meta.get(DISPLAY_MODES_META)
+    declared_modes = declared_modes if isinstance(declared_modes, list) else []
+    missing_modes = [mode for mode in asked_modes if mode not in declared_modes]
+    if missing_modes:
+        found.append(f"asks the host for display mode {', '.join(missing_modes)}, which its _meta does not declare "
+                     f"({DISPLAY_MODES_META}); rebuild it with the gateway or drop the request")
+    redirects = list((openai_csp or {}).get("redirect_domains", []))
+    asked_links = [d for d in config.get("linkDomains") or [] if isinstance(d, str)]
+    asked_links += _STATIC_LINK.findall(widget.html)
+    undeclared = sorted({link for link in asked_links if not _allowed(link, redirects)})
+    if undeclared:
+        found.append(f"links to {', '.join(undeclared)}, not in openai/widgetCSP.redirect_domains: ChatGPT asks the "
+                     "user before opening them (list them in server.widgets.link_domains)")
+    return found
 
 
 def _domains(meta: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,10 @@ every widget is also served as `text/html+skybridge` under `...-<hash>.skybridge
 `openai/outputTemplate` points at that copy: a host that only knows the Apps SDK follows
 `openai/outputTemplate` and expects that MIME type, while MCP Apps hosts follow `ui.resourceUri` to
 the standard copy. Without the option both keys name the one standard document.
+
+With `server.widgets.embed_in_results` the serving layer also puts the widget into each result of its
+tool (`embedded_widget_meta`): `_meta["openai.com/widget"]`, an embedded `text/html+skybridge`
+resource, the pattern older Apps SDK hosts read.
 """
 
 from __future__ import annotations
@@ -46,6 +50,14 @@ CONFIG_PLACEHOLDER = "<!--gateway:config-->"
 MAX_STATUS_TEXT = 64
 READ_TTL_MS = 86_400_000
 """How long a host may cache a widget read: a day. Safe because a URI's content never changes."""
+EMBEDDED_WIDGET_META = "openai.com/widget"
+"""The result `_meta` key under which older Apps SDK hosts look for the widget itself."""
+DISPLAY_MODES_META = "io.semantic-adapter-gateway/displayModes"
+"""Resource `_meta` key: the display modes the widget may ask the host for (MCP Apps defines no such key, so
+the prefix is ours); `gateway doctor` compares it with what the widget's config asks for."""
+FULLSCREEN_KINDS = frozenset({"table"})
+"""Built-in widgets that offer a full-screen view (when big and the host offers it)."""
+URI_FORMATS = frozenset({"uri", "url", "iri"})
 
 _PLACEHOLDER = re.compile(r"<!--gateway:(runtime|config)-->")
 _SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -95,6 +107,7 @@ class WidgetRegistry:
     widgets: Mapping[str, Widget] = field(default_factory=dict)
     called: frozenset[str] = frozenset()  # tools some widget calls
     documents: Mapping[str, tuple[Widget, str]] = field(default_factory=dict)  # URI -> (widget, MIME type)
+    embed: bool = False  # server.widgets.embed_in_results
 
     @classmethod
     def build(cls, tools: Mapping[str, ToolSpec], options: WidgetOptions | None = None,
@@ -117,7 +130,7 @@ class WidgetRegistry:
         widgets = {name: _widget(tools[name], spec, templates, options) for name, spec in specs.items()}
         called = frozenset(action.tool for spec in specs.values() for action in spec.actions if action.tool)
         documents = {uri: (widget, mime) for widget in widgets.values() for uri, mime in _copies(widget)}
-        return cls(widgets, called, documents)
+        return cls(widgets, called, documents, options.embed_in_results)
 
     def __len__(self) -> int:
         return len(self.widgets)
@@ -127,7 +140,7 @@ class WidgetRegistry:
         names = set(tools)
         widgets = {name: widget for name, widget in self.widgets.items() if name in names}
         documents = {uri: (w, mime) for uri, (w, mime) in self.documents.items() if w.tool in widgets}
-        return WidgetRegistry(widgets, self.called, documents)
+        return WidgetRegistry(widgets, self.called, documents, self.embed)
 
     def tool_meta(self, tool: ToolSpec) -> dict[str, Any]:
         """The widget keys of a tool descriptor's `_meta` (empty for a plain tool)."""
@@ -154,6 +167,27 @@ class WidgetRegistry:
         if tool.visibility == ("app",):
             meta["openai/visibility"] = "private"
         return meta
+
+    def embedded_widget_meta(self, tool_name: str) -> dict[str, Any] | None:
+        """The `_meta` keys that embed `tool_name`'s widget in a result, or None (the option is off, or the tool
+        has no widget): `{"openai.com/widget": <embedded resource>}`, the resource being the widget as
+        `text/html+skybridge` (under its skybridge URI when that copy is served) with the resource `_meta`.
+
+        For hosts that still read the widget from the result instead of `resources/read`; merge it into the
+        result's `_meta` (`with_embedded_widget` does)."""
+        widget = self.widgets.get(tool_name)
+        if not self.embed or widget is None:
+            return None
+        resource = types.EmbeddedResource(type="resource", resource=types.TextResourceContents(
+            uri=widget.output_template, mime_type=SKYBRIDGE_MIME, text=widget.html, _meta=dict(widget.meta)))
+        return {EMBEDDED_WIDGET_META: resource.model_dump(by_alias=True, mode="json", exclude_none=True)}
+
+    def with_embedded_widget(self, result: types.CallToolResult, tool_name: str) -> types.CallToolResult:
+        """`result` with the widget embedded in its `_meta` when `embedded_widget_meta` gives any (else as is)."""
+        embedded = self.embedded_widget_meta(tool_name)
+        if embedded is None:
+            return result
+        return result.model_copy(update={"meta": {**(result.meta or {}), **embedded}})
 
     def resources(self) -> list[types.Resource]:
         """`resources/list`: every widget, and its skybridge copy when there is one."""
@@ -256,7 +290,7 @@ def _widget(tool: ToolSpec, spec: WidgetSpec, templates: _Templates, options: Wi
         count = template.count(placeholder)
         if count != 1:
             raise ConfigError(where, f"a widget template must contain {placeholder} exactly once, not {count} times")
-    runtime, config = templates.runtime(), widget_config(tool, spec)
+    runtime, config = templates.runtime(), widget_config(tool, spec, options)
     digest = hashlib.sha256(fill(template, runtime, config).encode("utf-8")).hexdigest()[:12]
     description = spec.description or f"{spec.title}: {_DESCRIPTIONS[spec.kind]}."
     return Widget(
@@ -267,14 +301,21 @@ def _widget(tool: ToolSpec, spec: WidgetSpec, templates: _Templates, options: Wi
         runtime=runtime,
         config=config,
         uri=f"ui://widget/{tool.name}-{digest}.html",
-        meta=resource_meta(spec, description, options),
+        meta=resource_meta(spec, description, options, config["displayModes"]),
         skybridge_uri=f"ui://widget/{tool.name}-{digest}.skybridge.html" if options.skybridge else None,
         calls_tools=any(action.tool is not None for action in spec.actions),
     )
 
 
-def widget_config(tool: ToolSpec, spec: WidgetSpec) -> dict[str, Any]:
-    """The JSON the widget runtime reads from `#gateway-widget-config` (shape: docs/mapping.md)."""
+def widget_config(tool: ToolSpec, spec: WidgetSpec, options: WidgetOptions | None = None) -> dict[str, Any]:
+    """The JSON the widget runtime reads from `#gateway-widget-config` (shape: docs/mapping.md).
+
+    `displayModes`: what the widget may ask the host for ("fullscreen" for tables unless turned off);
+    `linkFields`: paths (relative to a row, or to the object) of `format: uri` strings in the output schema,
+    shown as links when they are http(s); `linkDomains`: the origins declared for links.
+    """
+    options = options or WidgetOptions()
+    modes = ["inline", "fullscreen"] if options.fullscreen and spec.kind in FULLSCREEN_KINDS else ["inline"]
     return {
         "tool": tool.name,
         "title": spec.title,
@@ -283,7 +324,42 @@ def widget_config(tool: ToolSpec, spec: WidgetSpec) -> dict[str, Any]:
         "pageSize": spec.page_size,
         "actions": [_action_config(action) for action in spec.actions],
         "rowAction": spec.row_action,
+        "displayModes": modes,
+        "linkFields": link_fields(tool.response.output_schema),
+        "linkDomains": list(options.link_domains),
     }
+
+
+def link_fields(schema: Mapping[str, Any] | None) -> list[str]:
+    """Dotted paths of the `format: uri` strings in an output schema, as the widget looks values up: from a row
+    for an array of objects (array items keep their parent's path), from the root for an object; "" for the
+    items of a list. Follows local `$defs` references and `anyOf`/`oneOf`/`allOf`, a few levels deep."""
+    if not isinstance(schema, Mapping):
+        return []
+    definitions = schema.get("$defs", {}) if isinstance(schema.get("$defs"), Mapping) else {}
+    found: list[str] = []
+
+    def walk(node: Any, path: str, depth: int, seen: frozenset[str]) -> None:
+        if depth > 12 or not isinstance(node, Mapping):
+            return
+        reference = node.get("$ref")
+        if isinstance(reference, str) and reference.startswith("#/$defs/"):
+            name = reference.removeprefix("#/$defs/")
+            if name not in seen:
+                walk(definitions.get(name), path, depth + 1, seen | {name})
+        if node.get("format") in URI_FORMATS and path not in found:
+            found.append(path)
+        for key in ("anyOf", "oneOf", "allOf"):
+            for branch in node.get(key, ()) if isinstance(node.get(key), list) else ():
+                walk(branch, path, depth + 1, seen)
+        properties = node.get("properties")
+        if isinstance(properties, Mapping):
+            for name, sub in properties.items():
+                walk(sub, f"{path}.{name}" if path else str(name), depth + 1, seen)
+        walk(node.get("items"), path, depth + 1, seen)
+
+    walk(schema, "", 0, frozenset())
+    return found
 
 
 def _action_config(action: WidgetAction) -> dict[str, Any]:
@@ -311,11 +387,14 @@ def fill(template: str, runtime: str, config: Any) -> str:
     return _PLACEHOLDER.sub(lambda match: parts[match.group(1)], template)
 
 
-def resource_meta(spec: WidgetSpec, description: str, options: WidgetOptions) -> dict[str, Any]:
+def resource_meta(spec: WidgetSpec, description: str, options: WidgetOptions,
+                  display_modes: Iterable[str] = ("inline",)) -> dict[str, Any]:
     """The resource `_meta` for both host families: `ui` (MCP Apps) and `openai/*` (Apps SDK).
 
     `ui.csp` lists only the non-empty domain lists, and is left out when both are empty: MCP Apps
-    hosts then allow no network at all.
+    hosts then allow no network at all. `link_domains` become `openai/widgetCSP.redirect_domains` (MCP
+    Apps has no such list: links open through `ui/open-link`, as the host decides). Display modes beyond
+    "inline" are declared under `DISPLAY_MODES_META`.
     """
     csp = {key: list(domains) for key, domains in (("connectDomains", options.connect_domains),
                                                    ("resourceDomains", options.resource_domains)) if domains}
@@ -324,15 +403,21 @@ def resource_meta(spec: WidgetSpec, description: str, options: WidgetOptions) ->
         ui["csp"] = csp
     if options.domain:
         ui["domain"] = options.domain
+    openai_csp: dict[str, list[str]] = {"connect_domains": list(options.connect_domains),
+                                         "resource_domains": list(options.resource_domains)}
+    if options.link_domains:
+        openai_csp["redirect_domains"] = list(options.link_domains)
     meta: dict[str, Any] = {
         "ui": ui,
-        "openai/widgetCSP": {"connect_domains": list(options.connect_domains),
-                             "resource_domains": list(options.resource_domains)},
+        "openai/widgetCSP": openai_csp,
         "openai/widgetDescription": description,
         "openai/widgetPrefersBorder": spec.prefers_border,
     }
     if options.domain:
         meta["openai/widgetDomain"] = options.domain
+    modes = list(display_modes)
+    if [mode for mode in modes if mode != "inline"]:
+        meta[DISPLAY_MODES_META] = modes
     return meta
 
 

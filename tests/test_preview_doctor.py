@@ -225,6 +225,56 @@ def test_doctor_fails_widgets_that_are_missing_or_misconfigured(capsys):
     assert out[-1].endswith("5 FAIL")
 
 
+ASKING_HTML = WIDGET_HTML.replace("<p>hello</p>", '<p><a href="https://help.example.org/pets">Help</a></p>'
+                                  '<script type="application/json" id="gateway-widget-config">'
+                                  '{"displayModes":["inline","fullscreen"],"linkDomains":["https://docs.example.com"]}'
+                                  "</script>")
+
+
+def asking_server(meta: dict[str, Any]) -> Starlette:
+    """An MCP server with one widget that asks for full screen and links to two origins, with `meta` as its _meta."""
+    async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+        link = {"ui": {"resourceUri": "ui://widget/asks.html"}, "openai/outputTemplate": "ui://widget/asks.html"}
+        return types.ListToolsResult(tools=[types.Tool(name="asks", input_schema={"type": "object"}, _meta=link)])
+
+    async def read_resource(ctx: Any, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+        return types.ReadResourceResult(contents=[types.TextResourceContents(
+            uri=params.uri, mime_type=MCP_APP_MIME, text=ASKING_HTML, _meta=meta)])
+
+    server = Server("asking", on_list_tools=list_tools, on_read_resource=read_resource)
+    return server.streamable_http_app(stateless_http=True, json_response=True)
+
+
+def test_doctor_warns_of_display_modes_and_link_domains_the_meta_does_not_declare(capsys):
+    with ServerThread(asking_server(GOOD_META)) as server:
+        code, out = doctor(capsys, "--url", f"{server.url}/mcp")
+    assert code == 0, "\n".join(out)  # the widget works: ChatGPT asks before opening, hosts refuse the mode
+    [warning] = lines(out, "warn", "widget ui://widget/asks.html")
+    assert "asks the host for display mode fullscreen, which its _meta does not declare" in warning
+    assert "links to https://docs.example.com, https://help.example.org/pets, not in " \
+           "openai/widgetCSP.redirect_domains" in warning
+
+    declared = {**GOOD_META, "io.semantic-adapter-gateway/displayModes": ["inline", "fullscreen"],
+                "openai/widgetCSP": {"connect_domains": [], "resource_domains": [],
+                                     "redirect_domains": ["https://docs.example.com", "https://*.example.org"]}}
+    with ServerThread(asking_server(declared)) as server:
+        code, out = doctor(capsys, "--url", f"{server.url}/mcp")
+    assert code == 0 and lines(out, "ok", "widget ui://widget/asks.html"), "\n".join(out)
+    assert not lines(out, "warn", "widget ui://widget/asks.html")
+
+
+def test_doctor_passes_the_gateways_own_declarations(capsys, petstore_backend, widget_mapping):
+    def linked(config: GatewayConfig) -> GatewayConfig:
+        widgets = WidgetOptions(link_domains=("https://docs.example.com",))
+        return replace(config, server=replace(config.server, widgets=widgets))
+
+    with running_gateway(str(SPEC), f"{petstore_backend.url}/api", str(widget_mapping), configure=linked) as (_, url):
+        code, out = doctor(capsys, "--url", url)
+    assert code == 0, "\n".join(out)
+    assert lines(out, "ok", "widget ui://widget/list_pets-")  # asks for full screen and declares it
+    assert not [line for line in out if "does not declare" in line or "redirect_domains" in line]
+
+
 def test_doctor_fails_a_401_without_resource_metadata(capsys):
     async def refuse(request: Request) -> JSONResponse:
         return JSONResponse({"error": "unauthorized"}, status_code=401,
@@ -424,4 +474,60 @@ def test_preview_form_sends_typed_arguments(browser, preview_url):
         assert names == ["Rex"]
         preview.call("get_pet", petId="1.5")
         assert preview.page.locator("#form-error").inner_text() == "petId: 1.5 is not an integer"
+        assert preview.problems == []
+
+
+@pytest.fixture(scope="module")
+def paged_preview_url(petstore_backend, tmp_path_factory) -> Iterator[str]:
+    """The preview of a petstore whose list_pets table shows 2 rows a page: a big table, which offers full screen."""
+    mapping = yaml.safe_load(MAPPING.read_text(encoding="utf-8"))
+    mapping["tools"]["listPets"]["widget"] = {"columns": ["id", "name", "status"], "page_size": 2}
+    path = tmp_path_factory.mktemp("paged") / "mapping.yaml"
+    path.write_text(yaml.safe_dump(mapping), encoding="utf-8")
+    config = config_from_args(spec=str(SPEC), mapping=str(path), upstream=f"{petstore_backend.url}/api")
+    with ServerThread(create_preview_app(load_gateway(preview_config(config, 0)))) as server:
+        yield f"{server.url}/preview"
+
+
+@pytest.mark.parametrize("mode", ["mcp-apps", "openai"])
+def test_preview_shows_the_widget_state_and_display_mode_requests(browser, paged_preview_url, mode):
+    with preview_page(browser, paged_preview_url) as preview:
+        preview.call("list_pets", mode=mode)
+        widget = preview.widget
+        widget.locator("table tbody tr").first.wait_for()
+        assert preview.page.locator("#widget-state").inner_text() != ""
+        widget.get_by_role("button", name="name").click()
+        widget.get_by_role("button", name="Next").click()
+        names = widget.locator("table tbody tr td:nth-child(2)")
+        second_page = names.all_inner_texts()
+        kind = "widget-state" if mode == "openai" else "model-context"
+        preview.page.wait_for_function(f"() => document.querySelectorAll(\"#log li[data-kind='{kind}']\").length >= 2")
+        line = preview.log(kind)[-1]
+        assert line == "List pets: rows 3\u20134 of 4 (page 2 of 2), sorted by name (ascending).", line
+        held = preview.page.locator("#widget-state").inner_text()
+        if mode == "openai":
+            assert held.startswith("window.openai.widgetState = {") and '"modelContent": "List pets: rows 3' in held
+        else:
+            assert held.startswith("ui/update-model-context: {") and '"text": "List pets: rows 3' in held
+
+        widget.get_by_role("button", name="Full screen").click()
+        assert preview.log("display-mode") == ["fullscreen requested: granted"]
+        widget.get_by_role("button", name="Exit full screen").wait_for()  # the widget heard the new mode
+        assert preview.page.locator("#widget-box").get_attribute("class") == "fullscreen"
+        box = preview.page.locator("#widget").bounding_box()
+        assert box is not None and box["height"] > 800  # the frame fills the window
+        preview.screenshot(f"table-{mode}-fullscreen.png")
+        widget.get_by_role("button", name="Exit full screen").click()
+        assert preview.log("display-mode") == ["fullscreen requested: granted", "inline requested: granted"]
+        widget.get_by_role("button", name="Full screen").wait_for()
+        assert preview.page.locator("#widget-box").get_attribute("class") == ""
+
+        preview.page.click("#rerender")
+        widget.locator("table tbody tr").first.wait_for()
+        if mode == "openai":  # the host gave the state back: the sorted second page again
+            assert preview.log("re-render")[0].startswith("widgetState given back: {")
+            widget.get_by_text("3\u20134 of 4").wait_for()
+            assert names.all_inner_texts() == second_page
+        else:  # no storage in the preview's opaque frame: a fresh view
+            widget.get_by_text("1\u20132 of 4").wait_for()
         assert preview.problems == []

@@ -9,7 +9,7 @@ fixture). Screenshots land in tests/artifacts/widgets/.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -551,3 +551,261 @@ def test_light_and_dark_themes_are_readable(host, mode, kind):
         assert _contrast(colors["text"], colors["bg"]) >= 4.5, colors
         assert _contrast(colors["muted"], colors["bg"]) >= 4.5, colors
         assert _contrast(colors["buttonText"], colors["buttonBg"]) >= 4.5, colors
+
+
+# ---- state that survives a re-render ------------------------------------------------------------------
+
+def big_table(host: WidgetHost, mode: str, **options: Any) -> FrameLocator:
+    """12 pets in pages of 5, fullscreen allowed by the config; in MCP Apps mode loaded from its own origin."""
+    options.setdefault("same_origin", mode == "mcp-apps")
+    config = table_config(columns=["id", "name", "status"], displayModes=["inline", "fullscreen"])
+    view = host.open(mode, served_html("table", config), result(pets()), **options)
+    view.locator("tbody tr").first.wait_for()
+    return view
+
+
+def model_line(host: WidgetHost) -> str:
+    """The one line the model was last given about the view (modelContent, or ui/update-model-context)."""
+    if host.mode == "openai":
+        states = host.wait_until(host.widget_states, "a widget state")
+        return states[-1]["modelContent"]
+    contexts = host.wait_until(host.model_contexts, "a model context update")
+    (block,) = contexts[-1]["content"]
+    assert block["type"] == "text" and contexts[-1]["structuredContent"]["view"]["sort"] is not None
+    return block["text"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sort_page_and_selected_row_survive_a_rerender(host, mode):
+    view = big_table(host, mode)
+    view.get_by_role("button", name="name").click()
+    view.get_by_role("button", name="name").click()  # descending
+    view.get_by_role("button", name="Next").click()
+    descending = sorted(NAMES, reverse=True)
+    assert column(view, 1) == descending[5:10]
+    chosen = descending[6]
+    view.locator("tbody tr", has_text=chosen).locator("td").nth(1).click()  # no row action: the row's details
+    view.locator(".gw-detail h2", has_text=chosen).wait_for()
+    line = host.wait_until(lambda: next((text for text in [model_line(host)] if chosen in text), None),
+                           "the selection's line")
+    assert line == f"Pets: rows 6\u201310 of 12 (page 2 of 3), sorted by name (descending), selected row: {chosen}."
+    assert "\n" not in line
+    if mode == "openai":
+        state = host.widget_states()[-1]
+        assert set(state) == {"modelContent", "privateContent"}
+        saved = state["privateContent"]["io.semantic-adapter-gateway/view"]
+        assert (saved["sort"], saved["descending"], saved["page"]) == ("name", True, 1)
+
+    view = host.rerender()
+    view.locator("tbody tr").first.wait_for()
+    assert (host.widget_states() if mode == "openai" else host.model_contexts()) == []  # a fresh host: not saved
+    assert column(view, 1) == descending[5:10]  # the order and the page are back
+    assert pager_text(view) == shown(6, 10, 12)
+    assert view.locator("th[aria-sort]").all_text_contents() == ["name▼"]
+    assert view.locator("tr.gw-selected").count() == 1
+    assert view.locator("tr[aria-current=true] td").nth(1).inner_text() == chosen
+    assert view.locator(".gw-detail h2").inner_text() == chosen  # its details open again
+    assert host.frame.evaluate("document.activeElement === document.body")  # without taking the focus
+
+    view.get_by_role("button", name="Previous").click()  # and the widget goes on from there
+    assert column(view, 1) == descending[:5]
+    told(host, f"Pets: rows 1\u20135 of 12 (page 1 of 3), sorted by name (descending), selected row: {chosen}.")
+
+
+def test_a_state_saved_for_other_data_is_not_applied(host):
+    view = big_table(host, "openai")
+    view.get_by_role("button", name="id").click()
+    host.wait_until(host.widget_states, "a widget state")
+    view = host.rerender()
+    view.locator("th[aria-sort]").wait_for()
+    assert column(view, 0) == ["1", "2", "3", "4", "5"]
+    host.send_result(result(pets()[:7]))  # a new result in the same frame: a fresh view, not the saved one
+    view.get_by_text(shown(1, 5, 7)).wait_for()
+    assert view.locator("th[aria-sort]").count() == 0
+    assert column(view, 0) == [str(pet_id) for pet_id in IDS[:5]]
+
+
+def test_without_storage_an_mcp_apps_view_starts_fresh_and_still_tells_the_model(host):
+    view = big_table(host, "mcp-apps", same_origin=False)  # srcdoc, opaque origin: no localStorage
+    view.get_by_role("button", name="status").click()
+    told(host, "Pets: rows 1\u20135 of 12 (page 1 of 3), sorted by status (ascending).")
+    view = host.rerender()
+    view.locator("tbody tr").first.wait_for()
+    assert view.locator("th[aria-sort]").count() == 0
+    assert column(view, 0) == [str(pet_id) for pet_id in IDS[:5]]
+
+
+def test_hosts_that_take_no_model_context_get_none(host):
+    view = big_table(host, "mcp-apps", capabilities={})
+    view.get_by_role("button", name="id").click()
+    assert host.request("ping", {})["result"] == {}  # handled after the click's messages
+    assert host.model_contexts() == []
+    assert view.locator("th[aria-sort]").all_text_contents() == ["id▲"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_list_keeps_its_page(host, mode):
+    config = {"tool": "list_cities", "title": "Cities", "kind": "list", "pageSize": 10}
+    view = host.open(mode, served_html("list", config), result(CITIES), same_origin=mode == "mcp-apps")
+    view.get_by_role("button", name="Next").click()
+    view.get_by_role("button", name="Next").click()
+    told(host, "Cities: items 21\u201323 of 23 (page 3 of 3).", model_line_text)
+    view = host.rerender()
+    view.locator("li.gw-item").first.wait_for()
+    assert view.locator("li.gw-item").all_inner_texts() == CITIES[20:]
+
+
+def model_line_text(host: WidgetHost) -> str:
+    """Like `model_line`, for views without a sort order."""
+    if host.mode == "openai":
+        return host.wait_until(host.widget_states, "a widget state")[-1]["modelContent"]
+    return host.wait_until(host.model_contexts, "a model context update")[-1]["content"][0]["text"]
+
+
+def told(host: WidgetHost, expected: str, line: Callable[[WidgetHost], str] = model_line) -> None:
+    """Waits until the last line the model was given is `expected` (each click sends one, asynchronously)."""
+    host.wait_until(lambda: line(host) == expected, f"the model to be told {expected!r}; last: {line(host)!r}")
+
+
+# ---- display modes and layout -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", MODES)
+def test_full_screen_is_requested_when_the_host_offers_it(host, mode):
+    view = big_table(host, mode, display_modes=("inline", "fullscreen"))
+    if mode == "mcp-apps":
+        assert host.messages()[0]["params"]["appCapabilities"] == {"availableDisplayModes": ["inline", "fullscreen"]}
+    switch = view.get_by_role("button", name="Full screen")
+    assert switch.get_attribute("aria-pressed") == "false"
+    switch.click()
+    view.get_by_role("button", name="Exit full screen").wait_for()
+    assert host.display_requests() == ["fullscreen"]
+    assert host.frame.evaluate("document.documentElement.dataset.displayMode") == "fullscreen"
+    scroll = host.frame.evaluate("getComputedStyle(document.querySelector('.gw-scroll')).overflowY")
+    assert scroll == "auto"  # full screen: the table scrolls inside the host's height, its header sticks
+    assert host.frame.evaluate("getComputedStyle(document.querySelector('.gw-table th')).position") == "sticky"
+    view.get_by_role("button", name="Exit full screen").click()
+    view.get_by_role("button", name="Full screen").wait_for()
+    assert host.display_requests() == ["fullscreen", "inline"]
+    assert host.frame.evaluate("document.documentElement.dataset.displayMode") == "inline"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_full_screen_is_not_offered_when_the_host_does_not_offer_it(host, mode):
+    view = big_table(host, mode, display_modes=("inline",))
+    assert view.locator(".gw-display").count() == 0
+    refused = host.frame.evaluate("GatewayWidget.requestDisplayMode('fullscreen')"
+                                  ".then(() => 'granted', e => e.message)")
+    assert refused == "The display mode fullscreen is not offered here."
+    if mode == "mcp-apps":
+        assert host.request("ping", {})["result"] == {}
+    assert host.display_requests() == []
+    assert host.frame.evaluate("document.documentElement.dataset.displayMode") == "inline"
+
+
+def test_full_screen_needs_a_big_table_and_the_config(host):
+    small = table_config(displayModes=["inline", "fullscreen"])
+    view = host.open("mcp-apps", served_html("table", small), result(pets()[:3]),
+                     display_modes=("inline", "fullscreen"))
+    view.locator("tbody tr").nth(2).wait_for()
+    assert view.locator(".gw-display").count() == 0  # one page of three columns... fits inline
+    view = host.open("mcp-apps", served_html("table", table_config()), result(pets()),
+                     display_modes=("inline", "fullscreen"))
+    view.locator("tbody tr").first.wait_for()
+    assert view.locator(".gw-display").count() == 0  # the config does not ask for it
+    assert host.messages()[0]["params"]["appCapabilities"] == {"availableDisplayModes": ["inline"]}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_layout_follows_the_max_height_and_safe_area(host, mode):
+    view = big_table(host, mode, max_height=300, safe_area={"top": 20, "right": 0, "bottom": 8, "left": 10})
+    padding = "(() => { const s = getComputedStyle(document.getElementById('gateway-root')); " \
+              "return [s.paddingTop, s.paddingRight, s.paddingBottom, s.paddingLeft, s.maxHeight]; })()"
+    assert host.frame.evaluate(padding) == ["32px", "12px", "20px", "22px", "300px"]
+    assert host.frame.evaluate("document.documentElement.getBoundingClientRect().height") <= 300
+    insets = {"top": 0, "right": 4, "bottom": 0, "left": 0}
+    if mode == "openai":
+        host.frame.evaluate("i => window.__setGlobals({ safeArea: { insets: i }, maxHeight: 500 })", insets)
+    else:
+        host.page.evaluate("i => window.__host.notify('ui/notifications/host-context-changed', "
+                           "{ safeAreaInsets: i, containerDimensions: { width: 720, maxHeight: 500 } })", insets)
+    host.wait_until(lambda: host.frame.evaluate(padding) == ["12px", "16px", "12px", "12px", "500px"],
+                    "the new insets")
+    assert view.locator("tbody tr").count() == 5
+
+
+# ---- links --------------------------------------------------------------------------------------------
+
+LINKED = [{"id": 1, "name": "Rex", "homepage": "https://pets.example/rex?from=table", "docs": "javascript:alert(1)",
+           "photo": "data:text/html,<script>alert(1)</script>", "ftp": "ftp://files.example/rex"},
+          {"id": 2, "name": "Bella", "homepage": "http://pets.example/bella", "docs": "https://docs.example/bella",
+           "photo": "not a url", "ftp": "  https://pets.example/spaced  "}]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_link_opens_through_the_host_and_the_frame_stays(host, mode):
+    config = table_config(linkFields=["docs", "photo"])
+    view = host.open(mode, served_html("table", config), result(LINKED))
+    view.locator("tbody tr").first.wait_for()
+    before = host.frame.url
+    links = view.locator("tbody a.gw-link")
+    assert links.all_inner_texts() == ["https://pets.example/rex?from=table", "http://pets.example/bella",
+                                       "https://docs.example/bella", "https://pets.example/spaced"]
+    assert links.first.get_attribute("href") == "https://pets.example/rex?from=table"
+    links.first.click()
+    assert host.wait_until(host.links_opened, "a link request") == ["https://pets.example/rex?from=table"]
+    assert host.frame.url == before  # no navigation
+    assert view.locator(".gw-detail").is_hidden()  # the click opened the link, not the row
+    links.nth(2).focus()
+    host.page.keyboard.press("Enter")
+    host.wait_until(lambda: len(host.links_opened()) == 2, "a second link request")
+    assert host.links_opened()[1] == "https://docs.example/bella"
+    if mode == "mcp-apps":
+        opened = [m for m in host.messages() if m.get("method") == "ui/open-link"]
+        assert opened[0]["params"] == {"url": "https://pets.example/rex?from=table"} and "id" in opened[0]
+    assert host.frame.url == before
+    assert host.frame.evaluate("window.__xss") is None
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_unsafe_urls_are_shown_as_text(host, mode):
+    config = table_config(linkFields=["docs", "photo"])
+    view = host.open(mode, served_html("table", config), result(LINKED))
+    view.locator("tbody tr").first.wait_for()
+    first = view.locator("tbody tr").first.locator("td")
+    assert first.nth(3).inner_text() == "javascript:alert(1)"  # a uri field, but not http(s): text
+    assert first.nth(3).locator("a").count() == 0 and first.nth(4).locator("a").count() == 0
+    assert first.nth(5).locator("a").count() == 0  # ftp: text
+    assert host.frame.evaluate("document.querySelectorAll('a:not([href^=\"http\"])').length") == 0
+    first.nth(3).click()  # a plain cell: the row opens, nothing navigates
+    view.locator(".gw-detail h2", has_text="Rex").wait_for()
+    detail = view.locator(".gw-detail")
+    assert detail.locator("a").all_inner_texts() == ["https://pets.example/rex?from=table"]
+    refused = host.frame.evaluate("GatewayWidget.openLink('javascript:alert(1)').then(() => 'opened', e => e.message)")
+    assert refused == "Only http and https links open."
+    assert host.links_opened() == []
+    assert host.dialogs == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_links_in_cards_and_lists(host, mode):
+    data = {"name": "Rex", "site": "https://pets.example/rex", "owner": {"profile": "https://people.example/grace"},
+            "photos": ["https://img.example/1.jpg", "javascript:void(0)"]}
+    view = host.open(mode, served_html("card", {"tool": "get_pet", "kind": "card", "linkFields": ["photos"]}),
+                     result(data))
+    view.locator("dl.gw-card").first.wait_for()
+    assert view.locator("a.gw-link").all_inner_texts() == ["https://pets.example/rex", "https://people.example/grace",
+                                                           "https://img.example/1.jpg"]
+    view.get_by_role("link", name="https://people.example/grace").click()
+    assert host.wait_until(host.links_opened, "a link request") == ["https://people.example/grace"]
+
+    view = host.open(mode, served_html("list", {"tool": "list_sites", "kind": "list"}),
+                     result(["https://a.example/", "plain", "javascript:alert(1)"]))
+    view.locator("li.gw-item").first.wait_for()
+    assert view.locator("li a").all_inner_texts() == ["https://a.example/"]
+
+
+def test_a_host_that_opens_no_links_shows_them_as_text(host):
+    view = host.open("mcp-apps", served_html("table", table_config()), result(LINKED), capabilities={})
+    view.locator("tbody tr").first.wait_for()
+    assert view.locator("a").count() == 0
+    assert view.locator("tbody tr").first.locator("td").nth(2).inner_text() == "https://pets.example/rex?from=table"

@@ -31,11 +31,14 @@ from gateway.serving.endpoint import descriptor
 from gateway.tools.generate import widget_for_output
 from gateway.widgets import (
     CONFIG_PLACEHOLDER,
+    DISPLAY_MODES_META,
+    EMBEDDED_WIDGET_META,
     MCP_APP_MIME,
     RUNTIME_PLACEHOLDER,
     SKYBRIDGE_MIME,
     UI_EXTENSION,
     WidgetRegistry,
+    link_fields,
     status_texts,
 )
 from tests.conftest import ROOT, ServerThread
@@ -254,7 +257,8 @@ def test_mapping_names_a_widget_or_turns_it_off(tmp_path: Path, shapes_spec: Pat
     assert set(registry.widgets) == {"listThings", "listTags", "getReadme", "getEither"}
     readme = registry.widgets["getReadme"]
     assert Scripts(readme.html).config() == {"tool": "getReadme", "title": "Read me", "kind": "list", "columns": None,
-                                             "pageSize": 3, "actions": [], "rowAction": None}
+                                             "pageSize": 3, "actions": [], "rowAction": None,
+                                             "displayModes": ["inline"], "linkFields": [], "linkDomains": []}
     assert readme.meta["ui"] == {"prefersBorder": False} and readme.meta["openai/widgetPrefersBorder"] is False
 
 
@@ -274,7 +278,7 @@ def test_served_html_fills_both_placeholders() -> None:
         "pageSize": 10,
         "actions": [{"label": "Details", "tool": "get_pet", "arguments": {"petId": "{id}"}},
                     {"label": "Ask about {name}", "prompt": "Tell me more about the pet {name} (id {id})."}],
-        "rowAction": 0,
+        "rowAction": 0, "displayModes": ["inline", "fullscreen"], "linkFields": [], "linkDomains": [],
     }
     match = URI.match(widget.uri)
     assert match and match["tool"] == "list_pets"
@@ -503,11 +507,13 @@ async def test_resources_and_descriptors_over_mcp(petstore_upstream: str, legacy
         assert content.uri == resource.uri and content.mime_type == MCP_APP_MIME
         assert resource.uri.endswith(f"-{hashlib.sha256(content.text.encode()).hexdigest()[:12]}.html")
         assert Scripts(content.text).config()["tool"] == name
+        modes = {DISPLAY_MODES_META: ["inline", "fullscreen"]} if specs[name].kind == "table" else {}
         assert content.meta == resource.meta == {
             "ui": {"prefersBorder": True},
             "openai/widgetCSP": {"connect_domains": [], "resource_domains": []},
             "openai/widgetDescription": f"{specs[name].title}: {DESCRIPTIONS[specs[name].kind]}",
             "openai/widgetPrefersBorder": True,
+            **modes,
         }
         if not legacy:
             assert (read.ttl_ms, read.cache_scope) == (86_400_000, "public")
@@ -621,3 +627,93 @@ async def test_results_carry_the_whole_answer_for_the_widget_only_when_the_model
     assert pet.structured_content["id"] == 1
     assert missing.is_error and WIDGET_DATA not in (missing.meta or {})
     assert not inventory.is_error and WIDGET_DATA not in (inventory.meta or {})
+
+
+# -- links, display modes, embedding -------------------------------------------------------------------------
+
+
+def test_link_fields_come_from_uri_formats_in_the_output_schema() -> None:
+    pet = {"type": "object", "properties": {
+        "name": {"type": "string"}, "homepage": {"type": "string", "format": "uri"},
+        "photoUrls": {"type": "array", "items": {"type": "string", "format": "uri"}},
+        "owner": {"$ref": "#/$defs/Owner"},
+        "either": {"anyOf": [{"type": "null"}, {"type": "string", "format": "url"}]},
+        "email": {"type": "string", "format": "email"}}}
+    defs = {"Owner": {"type": "object", "properties": {"profile": {"type": "string", "format": "iri"},
+                                                       "friend": {"$ref": "#/$defs/Owner"}}}}
+    assert link_fields({"type": "array", "items": pet, "$defs": defs}) == [
+        "homepage", "photoUrls", "owner.profile", "either"]  # a recursive $ref is followed once
+    assert link_fields({"type": "array", "items": {"type": "string", "format": "uri"}}) == [""]
+    assert link_fields({"type": "object", "properties": {"id": {"type": "integer"}}}) == []
+    assert link_fields(None) == []
+
+
+def test_link_domains_and_display_modes_go_into_the_config_and_the_meta(tmp_path: Path) -> None:
+    gw = gateway_for(SPEC, MAPPING)
+    options = WidgetOptions(link_domains=("https://docs.example.com", "https://*.pets.example"))
+    registry = WidgetRegistry.build(gw.tools, options)
+    table, card = registry.widgets["list_pets"], registry.widgets["get_pet"]
+    assert table.meta["openai/widgetCSP"] == {"connect_domains": [], "resource_domains": [],
+                                              "redirect_domains": ["https://docs.example.com", "https://*.pets.example"]}
+    assert "csp" not in table.meta["ui"]  # MCP Apps has no list for links: ui/open-link goes through the host
+    assert Scripts(table.html).config()["linkDomains"] == ["https://docs.example.com", "https://*.pets.example"]
+    assert table.meta[DISPLAY_MODES_META] == ["inline", "fullscreen"]
+    assert DISPLAY_MODES_META not in card.meta and Scripts(card.html).config()["displayModes"] == ["inline"]
+    quiet = WidgetRegistry.build(gw.tools, WidgetOptions(fullscreen=False)).widgets["list_pets"]
+    assert DISPLAY_MODES_META not in quiet.meta and Scripts(quiet.html).config()["displayModes"] == ["inline"]
+    assert quiet.uri != table.uri
+
+
+def test_widget_link_settings_in_the_gateway_config(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(f"""version: 1
+server:
+  widgets: {{link_domains: [https://docs.example.com], fullscreen: false, embed_in_results: true}}
+backends:
+  - {{name: pets, spec: {SPEC}}}
+""")
+    assert load_config(config).server.widgets == WidgetOptions(link_domains=("https://docs.example.com",),
+                                                               fullscreen=False, embed_in_results=True)
+    config.write_text(config.read_text().replace("https://docs.example.com", "javascript:alert(1)"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert str(caught.value).startswith(f"{config}:3: server.widgets.link_domains[0]: must be an origin")
+
+
+def test_embedded_widget_meta_only_with_the_option() -> None:
+    gw = gateway_for(SPEC, MAPPING)
+    assert WidgetRegistry.build(gw.tools).embedded_widget_meta("list_pets") is None  # off by default
+    registry = WidgetRegistry.build(gw.tools, WidgetOptions(embed_in_results=True))
+    widget = registry.widgets["list_pets"]
+    embedded = registry.embedded_widget_meta("list_pets")
+    assert embedded is not None and list(embedded) == [EMBEDDED_WIDGET_META]
+    assert embedded[EMBEDDED_WIDGET_META] == {
+        "type": "resource",
+        "resource": {"uri": widget.uri, "mimeType": SKYBRIDGE_MIME, "text": widget.html, "_meta": dict(widget.meta)}}
+    json.dumps(embedded)  # plain JSON, ready for a result's _meta
+    assert registry.embedded_widget_meta("delete_pet") is None  # no widget
+    assert registry.embedded_widget_meta("no_such_tool") is None
+    assert registry.only(["list_pets"]).embedded_widget_meta("list_pets") == embedded  # a toolset keeps the option
+    assert registry.only(["get_pet"]).embedded_widget_meta("list_pets") is None
+
+    skybridge = WidgetRegistry.build(gw.tools, WidgetOptions(embed_in_results=True, skybridge=True))
+    resource = skybridge.embedded_widget_meta("list_pets")[EMBEDDED_WIDGET_META]["resource"]
+    assert resource["uri"] == skybridge.widgets["list_pets"].skybridge_uri  # the copy served as skybridge
+
+    result = types.CallToolResult(content=[types.TextContent(type="text", text="[]")], _meta={WIDGET_DATA: []})
+    merged = registry.with_embedded_widget(result, "list_pets")
+    assert merged.meta == {WIDGET_DATA: [], **embedded} and result.meta == {WIDGET_DATA: []}
+    assert registry.with_embedded_widget(result, "delete_pet") is result
+
+
+@pytest.mark.anyio
+async def test_embed_in_results_puts_the_widget_in_each_served_result(petstore_upstream: str) -> None:
+    with running_gateway(str(SPEC), petstore_upstream, str(MAPPING), configure=with_widgets(embed_in_results=True)
+                         ) as (_, url):
+        async with apps_client(url) as client:
+            listed = await client.call_tool("list_pets", {})
+            deleted = await client.call_tool("delete_pet", {"petId": 999999})
+    embedded = listed.meta["openai.com/widget"]
+    assert embedded["type"] == "resource" and embedded["resource"]["mimeType"] == "text/html+skybridge"
+    assert "<html" in embedded["resource"]["text"].lower()
+    assert "openai.com/widget" not in (deleted.meta or {})  # a tool without a widget gets none

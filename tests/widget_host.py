@@ -4,9 +4,15 @@ Two modes. "mcp-apps": the host page puts the widget HTML in a sandboxed iframe 
 `srcdoc`) and speaks the host side of MCP Apps over postMessage: it answers `ui/initialize`, then sends
 `ui/notifications/tool-input` and `ui/notifications/tool-result`, answers `tools/call` with canned results and
 `ui/message` with `{}`, sizes the iframe from `ui/notifications/size-changed`, and records every message the
-view sends in `window.__events`. "openai": like ChatGPT, the widget is loaded from its own origin into a
-sandboxed iframe and gets a `window.openai` shim (an init script) that records `callTool` and
-`sendFollowUpMessage`; the host page does not speak MCP Apps, it only records what it receives.
+view sends in `window.__events`. It offers the display modes a test gives (`ui/request-display-mode` switches
+and reports the new mode in `ui/notifications/host-context-changed`), answers `ui/open-link` and
+`ui/update-model-context` with `{}`, and names the tool call in `hostContext.toolInfo`. With `same_origin` the
+widget is loaded from its own origin on the host's site (`allow-scripts allow-same-origin`, as hosts with a
+sandbox proxy do), so it has storage that outlives a re-render. "openai": like ChatGPT, the widget is loaded
+from its own origin into a sandboxed iframe and gets a `window.openai` shim (an init script) that records `callTool`,
+`sendFollowUpMessage`, `setWidgetState`, `openExternal` and `requestDisplayMode` (present only when the test
+offers full screen); the host page does not speak MCP Apps, it only records what it receives. `rerender()`
+shows the widget again in a new document, the openai host giving back the last widget state.
 
 Everything is served by `page.route` on fake origins, so no request can leave the browser; the host records
 every request, console error, page error and dialog so a test can assert there were none.
@@ -26,6 +32,9 @@ from gateway.widgets import fill, script_json
 
 HOST_URL = "http://widget-host.test/"
 SANDBOX_URL = "http://widget-sandbox.test/widget.html"  # openai mode: the widget's own origin, as in ChatGPT
+STORAGE_URL = "http://widgets.widget-host.test/widget.html"
+"""MCP Apps mode with `same_origin`: the widget's own origin on the host's site. Chromium denies a cross-site
+frame its storage (as more and more browsers do), so only a same-site widget origin has storage to test with."""
 WIDGETS = Path(__file__).resolve().parent.parent / "widgets"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -59,8 +68,10 @@ border: 0; border-radius: 12px; background: transparent; }</style></head>
   const answers = new Map();
   let nextId = 1;
   const send = (message) => frame.contentWindow.postMessage({ jsonrpc: "2.0", ...message }, "*");
-  const hostContext = { theme: scenario.theme, displayMode: "inline", availableDisplayModes: ["inline"],
-                        platform: "web", locale: "en-US", containerDimensions: { width: 720, maxHeight: 4000 } };
+  const hostContext = { theme: scenario.theme, displayMode: "inline", availableDisplayModes: scenario.displayModes,
+                        platform: "web", locale: "en-US",
+                        containerDimensions: { width: 720, maxHeight: scenario.maxHeight },
+                        safeAreaInsets: scenario.safeArea, toolInfo: { id: "call-1", tool: { name: "the-tool" } } };
 
   window.addEventListener("message", (event) => {
     if (event.source !== frame.contentWindow) return;
@@ -76,8 +87,21 @@ border: 0; border-radius: 12px; background: transparent; }</style></head>
     switch (method) {
       case "ui/initialize":
         send({ id, result: { protocolVersion: "2026-01-26", hostInfo: { name: "widget-test-host", version: "1.0.0" },
-                             hostCapabilities: { serverTools: {}, message: { text: {} } }, hostContext } });
+                             hostCapabilities: { serverTools: {}, message: { text: {} }, ...scenario.capabilities },
+                             hostContext } });
         break;
+      case "ui/open-link":
+      case "ui/update-model-context":
+        send({ id, result: {} });
+        break;
+      case "ui/request-display-mode": {
+        const granted = hostContext.availableDisplayModes.includes(params.mode) ? params.mode : hostContext.displayMode;
+        const changed = granted !== hostContext.displayMode;
+        hostContext.displayMode = granted;
+        send({ id, result: { mode: granted } });
+        if (changed) send({ method: "ui/notifications/host-context-changed", params: { displayMode: granted } });
+        break;
+      }
       case "ui/notifications/initialized":
         send({ method: "ui/notifications/tool-input", params: { arguments: scenario.input } });
         if (scenario.result !== null) send({ method: "ui/notifications/tool-result", params: scenario.result });
@@ -104,8 +128,11 @@ border: 0; border-radius: 12px; background: transparent; }</style></head>
     request: (method, params) => { const id = "host-" + nextId++; send({ id, method, params }); return id; },
     answer: (id) => answers.get(id) ?? null,
   };
-  if (scenario.mode === "mcp-apps") frame.srcdoc = scenario.html;
-  else frame.src = scenario.src;
+  if (scenario.mode === "mcp-apps" && !scenario.sameOrigin) frame.srcdoc = scenario.html;
+  else {
+    if (scenario.sameOrigin) frame.setAttribute("sandbox", "allow-scripts allow-same-origin");
+    frame.src = scenario.src;
+  }
 })();
 </script></body></html>
 """
@@ -117,7 +144,8 @@ OPENAI_SHIM = """
   const calls = window.__openai = [];
   const textOf = (result) => (result.content || []).filter((b) => b.type === "text").map((b) => b.text).join("\\n");
   window.openai = {
-    theme: scenario.theme, locale: "en-US", displayMode: "inline", maxHeight: 4000, widgetState: null,
+    theme: scenario.theme, locale: "en-US", displayMode: "inline", maxHeight: scenario.maxHeight,
+    safeArea: { insets: scenario.safeArea }, widgetState: scenario.widgetState,
     toolInput: scenario.input,
     toolOutput: scenario.result ? scenario.result.structuredContent ?? null : null,
     toolResponseMetadata: scenario.result ? scenario.result._meta ?? null : null,
@@ -132,7 +160,19 @@ OPENAI_SHIM = """
       calls.push({ kind: "notifyIntrinsicHeight", height });
       window.parent.postMessage({ openaiHeight: height }, "*");
     },
+    async setWidgetState(state) {
+      calls.push({ kind: "setWidgetState", state: JSON.parse(JSON.stringify(state)) });
+      window.openai.widgetState = state;
+    },
+    async openExternal(payload) { calls.push({ kind: "openExternal", payload }); },
   };
+  if (scenario.displayModes.includes("fullscreen")) {
+    window.openai.requestDisplayMode = async ({ mode }) => {
+      calls.push({ kind: "requestDisplayMode", mode });
+      window.__setGlobals({ displayMode: mode });
+      return { mode };
+    };
+  }
   window.__setGlobals = (globals) => {
     Object.assign(window.openai, globals);
     window.dispatchEvent(new CustomEvent("openai:set_globals", { detail: { globals } }));
@@ -160,16 +200,42 @@ class WidgetHost:
 
     def open(self, mode: Mode, html: str, result: Mapping[str, Any] | None, *,
              tool_input: Mapping[str, Any] | None = None, theme: str = "light",
-             tool_results: Mapping[str, Mapping[str, Any]] | None = None) -> FrameLocator:
-        """Show `html` in `mode` with `result` (a CallToolResult; None: the host never sends one)."""
+             tool_results: Mapping[str, Mapping[str, Any]] | None = None,
+             display_modes: tuple[str, ...] = ("inline",), same_origin: bool = False,
+             capabilities: Mapping[str, Any] | None = None, max_height: int = 4000,
+             safe_area: Mapping[str, int] | None = None) -> FrameLocator:
+        """Show `html` in `mode` with `result` (a CallToolResult; None: the host never sends one).
+
+        `display_modes`: what the host offers (MCP Apps `availableDisplayModes`; with "fullscreen", the openai
+        shim has `requestDisplayMode`). `capabilities`: MCP Apps host capabilities besides serverTools and
+        message (default: openLinks and updateModelContext). `same_origin`: MCP Apps mode loads the widget from
+        its own origin, with storage."""
         self.mode = mode
-        scenario = {"mode": mode, "html": html, "src": SANDBOX_URL, "result": result, "input": dict(tool_input or {}),
-                    "theme": theme, "toolResults": dict(tool_results or {})}
+        offered = {"openLinks": {}, "updateModelContext": {"text": {}}} if capabilities is None else capabilities
+        src = STORAGE_URL if mode == "mcp-apps" else SANDBOX_URL
+        scenario = {"mode": mode, "html": html, "src": src, "result": result, "input": dict(tool_input or {}),
+                    "theme": theme, "toolResults": dict(tool_results or {}), "displayModes": list(display_modes),
+                    "sameOrigin": same_origin, "capabilities": dict(offered), "maxHeight": max_height,
+                    "safeArea": dict(safe_area or {"top": 0, "right": 0, "bottom": 0, "left": 0}),
+                    "widgetState": None}
         self._routes = {HOST_URL: HOST_PAGE.replace("__SCENARIO__", script_json(scenario))}
+        if mode == "openai" or same_origin:
+            self._routes[src] = html
         if mode == "openai":
-            self._routes[SANDBOX_URL] = html
             self.page.add_init_script(OPENAI_SHIM.replace("__SANDBOX_URL__", json.dumps(SANDBOX_URL))
                                       .replace("__SCENARIO__", script_json(scenario)))
+        self.page.goto(HOST_URL)
+        return self.view
+
+    def rerender(self) -> FrameLocator:
+        """The widget shown again in a new document (the conversation scrolled back to it, say), with the same
+        tool input and result. The openai host gives back the widget state it was last given; an MCP Apps host
+        has none to give: the widget finds its state in its own storage (with `same_origin`)."""
+        if self.mode == "openai":
+            states = self.widget_states()
+            state = states[-1] if states else None
+            self.page.add_init_script(f"if (location.href.startsWith({json.dumps(SANDBOX_URL)})) "
+                                      f"window.openai.widgetState = {script_json(state)};")
         self.page.goto(HOST_URL)
         return self.view
 
@@ -212,6 +278,26 @@ class WidgetHost:
             return [call["payload"]["prompt"] for call in self._openai_calls("sendFollowUpMessage")]
         return [block["text"] for m in self.messages() if m.get("method") == "ui/message"
                 for block in m["params"]["content"]]
+
+    def widget_states(self) -> list[dict[str, Any]]:
+        """openai mode: every state the widget gave `setWidgetState`, in order."""
+        return [call["state"] for call in self._openai_calls("setWidgetState")]
+
+    def model_contexts(self) -> list[dict[str, Any]]:
+        """MCP Apps mode: the params of every `ui/update-model-context` request."""
+        return [m["params"] for m in self.messages() if m.get("method") == "ui/update-model-context"]
+
+    def links_opened(self) -> list[str]:
+        """Every URL the widget asked the host to open (openExternal, or ui/open-link)."""
+        if self.mode == "openai":
+            return [call["payload"]["href"] for call in self._openai_calls("openExternal")]
+        return [m["params"]["url"] for m in self.messages() if m.get("method") == "ui/open-link"]
+
+    def display_requests(self) -> list[str]:
+        """Every display mode the widget asked the host for."""
+        if self.mode == "openai":
+            return [call["mode"] for call in self._openai_calls("requestDisplayMode")]
+        return [m["params"]["mode"] for m in self.messages() if m.get("method") == "ui/request-display-mode"]
 
     def set_theme(self, theme: str) -> None:
         """The host switches theme (host-context-changed, or openai:set_globals)."""

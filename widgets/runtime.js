@@ -14,6 +14,14 @@
  *                        A theme change does not re-render: the CSS variables switch with <html data-theme>.
  *   views.table/card/list/auto   the built-in renderers, usable as `render`
  *   callTool(name, args) -> Promise<CallToolResult>, sendFollowUp(text) -> Promise   through the host's bridge
+ *   openLink(url) -> Promise   an http(s) URL opened by the host (openExternal / ui/open-link), never in the frame
+ *   requestDisplayMode(mode) -> Promise<mode>   only modes the config lists and the host offers
+ *
+ * The views keep what the user did (sort order, page, selected row) as the host's widget state
+ * (window.openai.setWidgetState, with a one-line `modelContent`) or, in MCP Apps hosts, in the frame's storage
+ * plus `ui/update-model-context` for the model; it is restored when the widget is shown again. Links in the data
+ * (http(s) only) open through the host. Tables offer full screen when the host offers it, and the layout follows
+ * the display mode, the maximum height and the safe-area insets either bridge reports.
  *   dataOf(result), fill(template, scope), fillArguments(template, scope), h(tag, props, children)   helpers
  */
 (function () {
@@ -27,6 +35,10 @@
   const NESTED_DEPTH = 3; // how deep a card spells out nested values before summarising them
   const NESTED_ITEMS = 10; // items of a nested array a card spells out
   const HOST_ANSWER_MS = 10000; // how long an action waits for a host that never finished the handshake
+  const VIEW_STATE_KEY = "io.semantic-adapter-gateway/view"; // our part of the widget state (privateContent)
+  const STORAGE_PREFIX = "io.semantic-adapter-gateway/view/"; // MCP Apps: localStorage keys, per tool call
+  const BIG_TABLE_COLUMNS = 6; // a table wider than this (or longer than a page) offers full screen
+  const URL_TEXT = /^https?:\/\/[^\s]+$/i;
 
   const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
 
@@ -112,6 +124,37 @@
       return filled;
     }
     return template;
+  }
+
+  /** An http(s) URL as the host should open it, or null: anything else (javascript:, data:, ...) stays text. */
+  function safeUrl(value) {
+    if (typeof value !== "string") return null;
+    const text = value.trim();
+    if (!/^https?:\/\//i.test(text)) return null;
+    try {
+      const url = new URL(text);
+      return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+    } catch (notUrl) {
+      return null;
+    }
+  }
+
+  /** Whether a value at `path` is meant as a link: a `format: uri` field of the output schema, or a bare URL. */
+  function linkTarget(value, path, ctx) {
+    if (typeof value !== "string") return null;
+    const fields = ctx && Array.isArray(ctx.linkFields) ? ctx.linkFields : [];
+    const meant = (path !== null && path !== undefined && fields.indexOf(path) >= 0) || URL_TEXT.test(value.trim());
+    return meant ? safeUrl(value) : null;
+  }
+
+  /** Small non-cryptographic digest (FNV-1a, 32 bits) of a text: tells one result's data from another's. */
+  function digest(text) {
+    let hash = 0x811c9dc5;
+    for (let index = 0; index < text.length; index++) {
+      hash ^= text.charCodeAt(index);
+      hash = Math.imul(hash, 0x01000193) >>> 0;
+    }
+    return hash.toString(16).padStart(8, "0");
   }
 
   /** The scope templates are filled from: the row itself, or {value} for a scalar list item. */
@@ -231,7 +274,16 @@
 [hidden] { display: none !important; }
 html, body { margin: 0; background: var(--gw-bg); color: var(--gw-text); }
 body { font: 14px/1.45 var(--gw-font); }
-.gw-root { padding: 12px; }
+.gw-root { padding: calc(12px + var(--gw-safe-top, 0px)) calc(12px + var(--gw-safe-right, 0px))
+  calc(12px + var(--gw-safe-bottom, 0px)) calc(12px + var(--gw-safe-left, 0px)); box-sizing: border-box; }
+:root[data-max-height] .gw-root { max-height: var(--gw-max-height); overflow: auto; }
+.gw-link { color: var(--gw-accent); text-decoration: underline; cursor: pointer; }
+.gw-toolbar { display: flex; justify-content: flex-end; gap: 8px; margin-bottom: 8px; }
+.gw-row.gw-selected, .gw-item.gw-selected { background: var(--gw-bg-alt); box-shadow: inset 3px 0 0 var(--gw-accent); }
+:root[data-display-mode="fullscreen"] .gw-scroll { max-height: calc(var(--gw-max-height, 100vh) - 9rem);
+  overflow: auto; }
+:root[data-display-mode="fullscreen"] .gw-cell { max-width: 48ch; }
+:root[data-display-mode="fullscreen"] .gw-table th { position: sticky; top: 0; z-index: 1; }
 .gw-title { font-size: 1rem; font-weight: 600; margin: 0 0 8px; }
 .gw-sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 .gw-status, .gw-empty, .gw-note { color: var(--gw-muted); margin: 4px 0; }
@@ -286,9 +338,9 @@ body { font: 14px/1.45 var(--gw-font); }
   // ---- views ------------------------------------------------------------------------------------------
 
   /** Page controls: hidden for a single page; disabled buttons keep focus (aria-disabled, not disabled). */
-  function pager(total, pageSize, onChange) {
-    let page = 0;
+  function pager(total, pageSize, onChange, initial) {
     const pages = Math.max(1, Math.ceil(total / pageSize));
+    let page = Number.isInteger(initial) && initial > 0 && initial < pages ? initial : 0;
     const status = h("span", { className: "gw-status", "aria-live": "polite" });
     const previous = button("Previous", function () { go(page - 1); }, { className: "gw-button gw-secondary" });
     const next = button("Next", function () { go(page + 1); }, { className: "gw-button gw-secondary" });
@@ -312,6 +364,14 @@ body { font: 14px/1.45 var(--gw-font); }
       element: element,
       slice: function (items) { return items.slice(page * pageSize, (page + 1) * pageSize); },
       reset: function () { page = 0; update(); },
+      page: function () { return page; },
+      pages: pages,
+      /** "rows 6–10 of 12 (page 2 of 3)": where the user is, for the model. */
+      describe: function (what) {
+        const first = page * pageSize;
+        const range = what + " " + (first + 1) + "–" + Math.min(first + pageSize, total) + " of " + total;
+        return pages > 1 ? range + " (page " + (page + 1) + " of " + pages + ")" : "all " + plural(total, what.replace(/s$/, ""), what);
+      },
     };
   }
 
@@ -390,7 +450,9 @@ body { font: 14px/1.45 var(--gw-font); }
     const action = ctx.rowAction;
     if (action) return function (trigger) { ctx.run(action, scopeOf(item), nameOf(item, index), trigger); };
     if (isObject(item) && ctx.panel) {
-      return function (trigger) { ctx.panel.show(nameOf(item, index), card(item, {}, 0), trigger); };
+      return function (trigger, quiet) {
+        ctx.panel.show(nameOf(item, index), card(item, linksOnly(ctx), 0, ""), trigger, quiet);
+      };
     }
     return null;
   }
@@ -400,7 +462,7 @@ body { font: 14px/1.45 var(--gw-font); }
     node.setAttribute("tabindex", "0");
     node.setAttribute("aria-description", hint);
     node.addEventListener("click", function (event) {
-      if (!event.target.closest("button")) activate(node);
+      if (!event.target.closest("button, a")) activate(node);
     });
     onActivateKey(node, function () { activate(node); });
   }
@@ -410,15 +472,77 @@ body { font: 14px/1.45 var(--gw-font); }
     return "Press Enter: " + (ctx.rowAction.label || ctx.rowAction.tool || "run the action");
   }
 
+  /** The part of a view's context that nested values need: how links render and open. */
+  function linksOnly(ctx) {
+    return { links: ctx.links, linkFields: ctx.linkFields, openLink: ctx.openLink };
+  }
+
+  /** A link the host opens (never the frame itself: the click is always prevented). */
+  function linkNode(href, text, ctx, className, title) {
+    return h("a", {
+      className: className, href: href, title: title, text: text, rel: "noopener noreferrer",
+      onClick: function (event) {
+        event.preventDefault();
+        event.stopPropagation();
+        ctx.openLink(href);
+      },
+    });
+  }
+
+  /** A scalar as text, or as a link when it is an http(s) URL meant as one and the host can open links. */
+  function valueNode(value, path, ctx, className, title) {
+    const text = summarise(value);
+    const href = ctx && ctx.links ? linkTarget(value, path, ctx) : null;
+    if (href) return linkNode(href, text, ctx, className ? className + " gw-link" : "gw-link", title);
+    return h("span", { className: className, title: title, text: text });
+  }
+
+  /** One line without line breaks or runs of spaces, for the model. */
+  function oneLine(text) {
+    return String(text).replace(/\s+/g, " ").trim();
+  }
+
+  /** The saved view of this result (sort, page, selected row), or {} when there is none or it does not fit. */
+  function savedView(ctx) {
+    const saved = ctx.view && isObject(ctx.view.initial) ? ctx.view.initial : {};
+    return saved;
+  }
+
+  /**
+   * The full-screen switch of a big table: shown only when the config lists "fullscreen" and the host offers
+   * it; the label follows the display mode the host reports.
+   */
+  function displaySwitch(ctx) {
+    const display = ctx.display;
+    if (!display || !display.offers("fullscreen")) return null;
+    const control = button("", function () {
+      const target = display.mode() === "fullscreen" ? "inline" : "fullscreen";
+      display.request(target).catch(function (error) {
+        ctx.notice.replaceChildren(errorView("The host did not change the display mode: " + messageOf(error)));
+        ctx.resized();
+      });
+    }, { className: "gw-button gw-secondary gw-display" });
+    function label(mode) {
+      control.textContent = mode === "fullscreen" ? "Exit full screen" : "Full screen";
+      control.setAttribute("aria-pressed", String(mode === "fullscreen"));
+    }
+    label(display.mode());
+    display.onChange(label);
+    return h("div", { className: "gw-toolbar" }, [control]);
+  }
+
   /** A table of objects: sortable by any column, paged, each row opening its detail or running the row action. */
   function table(rows, ctx) {
     const keys = keysOf(rows);
     const columns = ctx.columns || deriveColumns(keys);
     const actions = ctx.actions;
     const entries = rows.map(function (row, index) { return { row: row, index: index }; });
+    const saved = savedView(ctx);
     let sortKey = null;
     let descending = false;
     let ordered = entries;
+    let selected = Number.isInteger(saved.selected) && saved.selected >= 0 && saved.selected < rows.length
+      ? saved.selected : null;
 
     const body = h("tbody");
     const headers = columns.map(function (column) {
@@ -432,20 +556,22 @@ body { font: 14px/1.45 var(--gw-font); }
       const label = h("span", { className: "gw-sr", text: "Actions" });
       head.append(h("th", { scope: "col", className: "gw-actions-cell" }, [label]));
     }
-    const pages = pager(rows.length, ctx.pageSize, fill);
+    if (typeof saved.sort === "string" && columns.indexOf(saved.sort) >= 0) order(saved.sort, saved.descending === true);
+    const pages = pager(rows.length, ctx.pageSize, changed, saved.page);
     const hidden = ctx.columns ? 0 : keys.size - columns.length;
     const note = hidden > 0 ? plural(hidden, "more field", "more fields") + " in each row's details." : null;
     const caption = (ctx.title || "Results") + ", " + plural(rows.length, "row", "rows") + ". Column headers sort.";
+    const big = rows.length > ctx.pageSize || columns.length > BIG_TABLE_COLUMNS;
 
-    function sortBy(column) {
-      descending = sortKey === column ? !descending : false;
+    function order(column, down) {
+      descending = down;
       sortKey = column;
       ordered = entries.slice().sort(function (x, y) {
         const a = isObject(x.row) ? lookup(x.row, column) : undefined;
         const b = isObject(y.row) ? lookup(y.row, column) : undefined;
         const empty = rank(a) === 3 || rank(b) === 3; // empty values stay last in both directions
-        const order = empty || !descending ? compareValues(a, b) : compareValues(b, a);
-        return order || x.index - y.index;
+        const result = empty || !descending ? compareValues(a, b) : compareValues(b, a);
+        return result || x.index - y.index;
       });
       for (const header of headers) {
         const active = header.column === sortKey;
@@ -453,8 +579,43 @@ body { font: 14px/1.45 var(--gw-font); }
         else header.cell.removeAttribute("aria-sort");
         header.mark.textContent = active ? (descending ? "▼" : "▲") : "↕";
       }
+    }
+
+    function sortBy(column) {
+      order(column, sortKey === column ? !descending : false);
       pages.reset();
+      changed();
+    }
+
+    /** What the user is looking at, in one line for the model. */
+    function describe() {
+      const parts = [pages.describe("rows")];
+      if (sortKey !== null) parts.push("sorted by " + sortKey + " (" + (descending ? "descending" : "ascending") + ")");
+      if (selected !== null) parts.push("selected row: " + nameOf(rows[selected], selected));
+      return oneLine((ctx.title || "Table") + ": " + parts.join(", ") + ".");
+    }
+
+    function save() {
+      if (ctx.view) {
+        ctx.view.save({ sort: sortKey, descending: descending, page: pages.page(), selected: selected }, describe());
+      }
+    }
+
+    function changed() {
       fill();
+      save();
+    }
+
+    /** Marks the activated row (the rows stay in place, so focus and the detail's way back do too). */
+    function choose(index) {
+      selected = index;
+      for (const tr of body.children) {
+        const chosen = Number(tr.dataset.index) === index;
+        tr.classList.toggle("gw-selected", chosen);
+        if (chosen) tr.setAttribute("aria-current", "true");
+        else tr.removeAttribute("aria-current");
+      }
+      save();
     }
 
     function fill() {
@@ -464,21 +625,28 @@ body { font: 14px/1.45 var(--gw-font); }
         const cells = columns.map(function (column) {
           const value = isObject(row) ? lookup(row, column) : undefined;
           const text = summarise(value);
-          const cell = h("span", { className: "gw-cell", title: text.length > 20 ? text : null, text: text });
-          return h("td", null, [cell]);
+          return h("td", null, [valueNode(value, column, ctx, "gw-cell", text.length > 20 ? text : null)]);
         });
-        const tr = h("tr", { className: "gw-row" }, cells);
+        const isSelected = index === selected;
+        const tr = h("tr", { className: isSelected ? "gw-row gw-selected" : "gw-row", "data-index": index,
+                             "aria-current": isSelected ? "true" : null }, cells);
         if (actions.length) {
           tr.append(h("td", { className: "gw-actions-cell" }, [actionButtons(actions, row, index, ctx)]));
         }
-        makeActivatable(tr, activation(row, index, ctx), activationHint(ctx));
+        const activate = activation(row, index, ctx);
+        makeActivatable(tr, activate && function (trigger) { choose(index); activate(trigger); }, activationHint(ctx));
         return tr;
       }));
       ctx.resized();
     }
 
     fill();
+    if (selected !== null && !ctx.rowAction && isObject(rows[selected]) && ctx.panel) {
+      const restore = activation(rows[selected], selected, ctx); // the detail again, without moving focus
+      if (restore) restore(null, true);
+    }
     return h("div", null, [
+      big ? displaySwitch(ctx) : null,
       h("div", { className: "gw-scroll" }, [
         h("table", { className: "gw-table" }, [
           h("caption", { className: "gw-sr", text: caption }), h("thead", null, [head]), body,
@@ -490,12 +658,12 @@ body { font: 14px/1.45 var(--gw-font); }
   }
 
   /** A nested value inside a card: spelled out up to NESTED_DEPTH levels, summarised below that. */
-  function nested(value, depth) {
-    if (isScalar(value)) return h("span", { text: summarise(value) });
+  function nested(value, depth, path, ctx) {
+    if (isScalar(value)) return valueNode(value, path, ctx);
     if (depth >= NESTED_DEPTH || isEmpty(value)) return h("span", { text: summarise(value) });
-    if (isObject(value)) return card(value, {}, depth);
+    if (isObject(value)) return card(value, linksOnly(ctx), depth, path);
     const shown = value.slice(0, NESTED_ITEMS).map(function (item) {
-      return h("li", null, [nested(item, depth + 1)]);
+      return h("li", null, [nested(item, depth + 1, path, ctx)]);
     });
     const more = value.length - NESTED_ITEMS;
     if (more > 0) shown.push(h("li", { className: "gw-note", text: "… " + plural(more, "more item", "more items") }));
@@ -503,10 +671,11 @@ body { font: 14px/1.45 var(--gw-font); }
   }
 
   /** An object as a key/value list, nested values spelled out a few levels deep, with its action buttons. */
-  function card(object, ctx, depth) {
+  function card(object, ctx, depth, path) {
     const list = h("dl", { className: "gw-card" });
     for (const [key, value] of Object.entries(object)) {
-      list.append(h("dt", { text: key }), h("dd", null, [nested(value, depth + 1)]));
+      const inner = path ? path + "." + key : key;
+      list.append(h("dt", { text: key }), h("dd", null, [nested(value, depth + 1, inner, ctx)]));
     }
     if (!ctx.actions || !ctx.actions.length) return list;
     return h("div", null, [list, actionButtons(ctx.actions, object, 0, ctx)]);
@@ -516,16 +685,43 @@ body { font: 14px/1.45 var(--gw-font); }
   function list(items, ctx) {
     const body = h("ul", { className: "gw-list", "aria-label": ctx.title || "Results" });
     const entries = items.map(function (item, index) { return { item: item, index: index }; });
-    const pages = pager(items.length, ctx.pageSize, fill);
+    const saved = savedView(ctx);
+    let selected = Number.isInteger(saved.selected) && saved.selected >= 0 && saved.selected < items.length
+      ? saved.selected : null;
+    const pages = pager(items.length, ctx.pageSize, changed, saved.page);
+
+    function describe() {
+      const parts = [pages.describe("items")];
+      if (selected !== null) parts.push("selected: " + nameOf(items[selected], selected));
+      return oneLine((ctx.title || "List") + ": " + parts.join(", ") + ".");
+    }
+    function save() {
+      if (ctx.view) ctx.view.save({ page: pages.page(), selected: selected }, describe());
+    }
+    function changed() {
+      fill();
+      save();
+    }
     function fill() {
       body.replaceChildren.apply(body, pages.slice(entries).map(function (entry) {
         const item = entry.item;
         const index = entry.index;
-        const text = isObject(item) ? nameOf(item, index) : summarise(item);
-        const node = h("li", { className: "gw-item" }, [h("span", { text: text })]);
+        const label = isObject(item) ? h("span", { text: nameOf(item, index) }) : valueNode(item, "", ctx);
+        const node = h("li", { className: index === selected ? "gw-item gw-selected" : "gw-item", "data-index": index,
+                               "aria-current": index === selected ? "true" : null }, [label]);
         const buttons = actionButtons(ctx.actions, item, index, ctx);
         if (buttons) node.append(buttons);
-        makeActivatable(node, activation(item, index, ctx), activationHint(ctx));
+        const activate = activation(item, index, ctx);
+        makeActivatable(node, activate && function (trigger) {
+          selected = index;
+          for (const other of body.children) {
+            other.classList.toggle("gw-selected", other === node);
+            if (other === node) other.setAttribute("aria-current", "true");
+            else other.removeAttribute("aria-current");
+          }
+          save();
+          activate(trigger);
+        }, activationHint(ctx));
         return node;
       }));
       ctx.resized();
@@ -551,7 +747,8 @@ body { font: 14px/1.45 var(--gw-font); }
     const data = dataOf(result);
     if (data === undefined && textOf(result)) return h("p", { className: "gw-text", text: textOf(result) });
     if (isEmpty(data)) return emptyView();
-    return shaped(data, Object.assign({}, ctx, { actions: [], rowAction: null, columns: null }), null);
+    const inner = { actions: [], rowAction: null, columns: null, linkFields: [], view: null, display: null };
+    return shaped(data, Object.assign({}, ctx, inner), null);
   }
 
   /** The detail panel under a view: tool-call results and row details, with focus moved in and back. */
@@ -563,12 +760,12 @@ body { font: 14px/1.45 var(--gw-font); }
     const element = h("section", { className: "gw-detail", hidden: true, "aria-label": "Details" }, [
       h("div", { className: "gw-detail-head" }, [heading, close]), body,
     ]);
-    function show(title, content, from) {
+    function show(title, content, from, quiet) {
       heading.textContent = title;
       body.replaceChildren(content);
       element.hidden = false;
       trigger = from || null;
-      heading.focus();
+      if (!quiet) heading.focus();
       resized();
     }
     function update(content) {
@@ -588,7 +785,7 @@ body { font: 14px/1.45 var(--gw-font); }
     if (Array.isArray(data)) {
       return kind === "list" || !data.some(isObject) ? list(data, ctx) : table(data, ctx);
     }
-    if (isObject(data)) return card(data, ctx, 0);
+    if (isObject(data)) return card(data, ctx, 0, "");
     return h("p", { className: "gw-text", text: summarise(data) });
   }
 
@@ -598,10 +795,11 @@ body { font: 14px/1.45 var(--gw-font); }
    * MCP Apps over postMessage: `ui/initialize` -> host answer -> `ui/notifications/initialized`; host
    * notifications are handed to `handlers`. Only messages from window.parent are read.
    */
-  function mcpAppsBridge(handlers) {
+  function mcpAppsBridge(handlers, displayModes) {
     const parent = window.parent;
     const pending = new Map();
     let nextId = 1;
+    let capabilities = null; // the host's, once the handshake is done
 
     function post(message) {
       parent.postMessage(Object.assign({ jsonrpc: "2.0" }, message), "*");
@@ -649,9 +847,10 @@ body { font: 14px/1.45 var(--gw-font); }
 
     const ready = request("ui/initialize", {
       appInfo: APP_INFO,
-      appCapabilities: { availableDisplayModes: ["inline"] },
+      appCapabilities: { availableDisplayModes: displayModes },
       protocolVersion: PROTOCOL_VERSION,
     }).then(function (result) {
+      capabilities = isObject(result) && isObject(result.hostCapabilities) ? result.hostCapabilities : {};
       handlers.context(isObject(result) && isObject(result.hostContext) ? result.hostContext : {});
       notify("ui/notifications/initialized", {});
       return result;
@@ -664,15 +863,23 @@ body { font: 14px/1.45 var(--gw-font); }
         setTimeout(function () { reject(new Error("The host did not answer the widget.")); }, HOST_ANSWER_MS);
       })]);
     }
-    return { request: request, notify: notify, ready: ready, connected: connected };
+    return {
+      request: request, notify: notify, ready: ready, connected: connected,
+      /** Whether the host said it offers `name` (openLinks, updateModelContext, ...) in its capabilities. */
+      offers: function (name) { return capabilities !== null && own(capabilities, name); },
+    };
   }
 
   function openai() {
     return isObject(window.openai) || typeof window.openai === "function" ? window.openai : null;
   }
 
-  /** Tool calls and follow-ups through whichever bridge offers them (window.openai first, it is synchronous). */
-  function hostActions(mcp) {
+  /**
+   * Tool calls, follow-ups, links, display modes and model context through whichever bridge offers them
+   * (window.openai first, it is synchronous). `layout` holds the MCP Apps host context (available modes).
+   */
+  function hostActions(mcp, layout, config) {
+    const wanted = displayModesOf(config);
     function viaMcp(method, params) {
       if (!mcp) {
         const what = method === "tools/call" ? "call tools." : "send messages.";
@@ -680,7 +887,7 @@ body { font: 14px/1.45 var(--gw-font); }
       }
       return mcp.connected().then(function () { return mcp.request(method, params); });
     }
-    return {
+    const actions = {
       callTool: function (name, args) {
         const bridge = openai();
         if (bridge && typeof bridge.callTool === "function") {
@@ -697,6 +904,188 @@ body { font: 14px/1.45 var(--gw-font); }
           if (isObject(result) && result.isError) throw new Error("The host did not accept the message.");
           return result;
         });
+      },
+      /** Whether links can open at all: window.openai.openExternal, or a host that offers openLinks. */
+      canOpenLinks: function () {
+        const bridge = openai();
+        return Boolean(bridge && typeof bridge.openExternal === "function") || Boolean(mcp && mcp.offers("openLinks"));
+      },
+      openLink: function (url) {
+        const href = safeUrl(url);
+        if (!href) return Promise.reject(new Error("Only http and https links open."));
+        const bridge = openai();
+        if (bridge && typeof bridge.openExternal === "function") {
+          return Promise.resolve().then(function () { return bridge.openExternal({ href: href }); });
+        }
+        if (!mcp || !mcp.offers("openLinks")) return Promise.reject(new Error("This host does not open links."));
+        return mcp.request("ui/open-link", { url: href }).then(function (result) {
+          if (isObject(result) && result.isError) throw new Error("The host did not open the link.");
+          return result;
+        });
+      },
+      /** The display modes both sides allow: those the config lists and the host offers. */
+      displayModes: function () {
+        const bridge = openai();
+        let offered = ["inline"];
+        if (bridge && typeof bridge.requestDisplayMode === "function") offered = ["inline", "fullscreen", "pip"];
+        else if (mcp && Array.isArray(layout.available())) offered = layout.available();
+        return wanted.filter(function (mode) { return offered.indexOf(mode) >= 0; });
+      },
+      requestDisplayMode: function (mode) {
+        if (actions.displayModes().indexOf(mode) < 0) {
+          return Promise.reject(new Error("The display mode " + mode + " is not offered here."));
+        }
+        const bridge = openai();
+        const asked = bridge && typeof bridge.requestDisplayMode === "function"
+          ? Promise.resolve().then(function () { return bridge.requestDisplayMode({ mode: mode }); })
+          : mcp.request("ui/request-display-mode", { mode: mode });
+        return asked.then(function (result) {
+          const granted = isObject(result) && typeof result.mode === "string" ? result.mode : mode;
+          layout.set(granted);
+          return granted;
+        });
+      },
+      /** MCP Apps: what the user is looking at, for the model's next turn (only to hosts that accept it). */
+      updateModelContext: function (text, structured) {
+        if (!mcp || !mcp.offers("updateModelContext")) return Promise.resolve(null);
+        return mcp.request("ui/update-model-context", {
+          content: [{ type: "text", text: text }], structuredContent: structured,
+        }).catch(function () { return null; });
+      },
+    };
+    return actions;
+  }
+
+  /** The display modes the config asks for; "inline" always. */
+  function displayModesOf(config) {
+    const listed = Array.isArray(config.displayModes) ? config.displayModes.filter(function (mode) {
+      return typeof mode === "string";
+    }) : [];
+    return ["inline"].concat(listed.filter(function (mode) { return mode !== "inline"; }));
+  }
+
+  /**
+   * The layout the host asks for: display mode, maximum height and safe-area insets, from the MCP Apps host
+   * context or window.openai's globals, as <html data-display-mode> and CSS variables.
+   */
+  function layoutKeeper() {
+    let context = {};
+    let granted = null; // the mode a request was answered with, until the host reports one
+    let listener = null;
+    let last = null;
+    function mode() {
+      const bridge = openai();
+      const reported = typeof context.displayMode === "string" ? context.displayMode
+        : bridge && typeof bridge.displayMode === "string" ? bridge.displayMode : null;
+      return reported || granted || "inline";
+    }
+    function apply() {
+      const bridge = openai();
+      const root = document.documentElement;
+      const current = mode();
+      root.dataset.displayMode = current;
+      const dimensions = isObject(context.containerDimensions) ? context.containerDimensions : {};
+      let maxHeight = Number(dimensions.maxHeight !== undefined ? dimensions.maxHeight : dimensions.height);
+      if (!(maxHeight > 0) && bridge) maxHeight = Number(bridge.maxHeight);
+      if (maxHeight > 0 && Number.isFinite(maxHeight)) {
+        root.dataset.maxHeight = String(Math.round(maxHeight));
+        root.style.setProperty("--gw-max-height", Math.round(maxHeight) + "px");
+      } else {
+        delete root.dataset.maxHeight;
+        root.style.removeProperty("--gw-max-height");
+      }
+      const insets = isObject(context.safeAreaInsets) ? context.safeAreaInsets
+        : bridge && isObject(bridge.safeArea) && isObject(bridge.safeArea.insets) ? bridge.safeArea.insets : {};
+      for (const side of ["top", "right", "bottom", "left"]) {
+        const value = Number(insets[side]);
+        root.style.setProperty("--gw-safe-" + side, (value > 0 && Number.isFinite(value) ? value : 0) + "px");
+      }
+      if (current !== last) {
+        last = current;
+        if (listener) listener(current);
+      }
+      return current;
+    }
+    return {
+      apply: apply,
+      mode: mode,
+      context: function (update) {
+        context = Object.assign({}, context, update);
+        if (typeof update.displayMode === "string") granted = null;
+        return apply();
+      },
+      available: function () {
+        return Array.isArray(context.availableDisplayModes) ? context.availableDisplayModes : null;
+      },
+      toolCallId: function () {
+        const info = isObject(context.toolInfo) ? context.toolInfo : {};
+        return typeof info.id === "string" || typeof info.id === "number" ? String(info.id) : null;
+      },
+      set: function (value) { granted = value; apply(); },
+      onChange: function (callback) { listener = callback; },
+    };
+  }
+
+  function readStorage(key) {
+    try {
+      const text = window.localStorage.getItem(key);
+      return text ? JSON.parse(text) : null;
+    } catch (unavailable) {
+      return null; // an opaque (sandboxed) origin has no storage: the view starts fresh
+    }
+  }
+
+  function writeStorage(key, value) {
+    try {
+      window.localStorage.setItem(key, JSON.stringify(value));
+    } catch (unavailable) {
+      /* no storage here: the state lasts as long as the frame */
+    }
+  }
+
+  /**
+   * The view's state (sort, page, selected row) as the host keeps it: window.openai's widget state, whose
+   * `modelContent` tells the model in one line what the user sees; or, in MCP Apps hosts, the frame's storage
+   * under the tool call's id (or the data's digest) plus `ui/update-model-context`. A saved state only applies
+   * to the data it was saved for.
+   */
+  function stateKeeper(config, layout, host) {
+    let data = null;
+    let storageKey = null;
+    function fromOpenAi() {
+      const bridge = openai();
+      const state = bridge && isObject(bridge.widgetState) ? bridge.widgetState : null;
+      if (!state) return null;
+      if (isObject(state.privateContent) && isObject(state.privateContent[VIEW_STATE_KEY])) {
+        return state.privateContent[VIEW_STATE_KEY];
+      }
+      return isObject(state[VIEW_STATE_KEY]) ? state[VIEW_STATE_KEY] : null;
+    }
+    return {
+      bind: function (dataDigest) {
+        data = dataDigest;
+        const call = layout.toolCallId();
+        storageKey = STORAGE_PREFIX + String(config.tool || "widget") + "/" + (call !== null ? "call:" + call : data);
+      },
+      restore: function () {
+        const view = fromOpenAi() || readStorage(storageKey);
+        return isObject(view) && view.data === data ? view : null;
+      },
+      save: function (view, line) {
+        const stored = Object.assign({}, view, { data: data });
+        const bridge = openai();
+        if (bridge && typeof bridge.setWidgetState === "function") {
+          const previous = isObject(bridge.widgetState) ? bridge.widgetState : {};
+          const privateContent = Object.assign({}, isObject(previous.privateContent) ? previous.privateContent : {});
+          privateContent[VIEW_STATE_KEY] = stored;
+          const state = Object.assign({}, previous, { modelContent: line, privateContent: privateContent });
+          Promise.resolve().then(function () { return bridge.setWidgetState(state); }).catch(function (error) {
+            console.warn("gateway widget: the host did not keep the widget state:", messageOf(error));
+          });
+          return;
+        }
+        writeStorage(storageKey, stored);
+        host.updateModelContext(line, { view: stored });
       },
     };
   }
@@ -791,6 +1180,13 @@ body { font: 14px/1.45 var(--gw-font); }
     const resized = runtime ? runtime.sizes.report : function () {};
     const panel = detailPanel(resized);
     const notice = h("p", { className: "gw-status", role: "status" });
+    const host = runtime ? runtime.host : null;
+    const display = runtime && host.displayModes().indexOf("fullscreen") >= 0 ? {
+      offers: function (mode) { return host.displayModes().indexOf(mode) >= 0; },
+      mode: function () { return runtime.layout.mode(); },
+      request: function (mode) { return host.requestDisplayMode(mode); },
+      onChange: function (callback) { runtime.layout.onChange(callback); },
+    } : null;
     const ctx = {
       title: config.title || null,
       columns: Array.isArray(config.columns) && config.columns.length ? config.columns.map(String) : null,
@@ -801,6 +1197,18 @@ body { font: 14px/1.45 var(--gw-font); }
       notice: notice,
       resized: resized,
       run: function (action, scope, name, trigger) { return runAction(action, scope, name, ctx, trigger); },
+      links: Boolean(host && host.canOpenLinks()),
+      linkFields: Array.isArray(config.linkFields) ? config.linkFields.map(String) : [],
+      openLink: function (href) {
+        return host.openLink(href).then(function () {
+          notice.textContent = "";
+        }, function (error) {
+          notice.replaceChildren(errorView("The link did not open: " + messageOf(error)));
+          resized();
+        });
+      },
+      view: runtime && runtime.state ? { initial: runtime.state.restore(), save: runtime.state.save } : null,
+      display: display,
     };
     return ctx;
   }
@@ -863,6 +1271,7 @@ body { font: 14px/1.45 var(--gw-font); }
     let shown = null; // what is on screen, so a host speaking both bridges does not reset the view twice
 
     const theme = themeKeeper();
+    const layout = layoutKeeper();
     const mcp = inFrame ? mcpAppsBridge({
       input: function (args) { input = args; },
       result: function (result) { deliver(result, "mcp-apps"); },
@@ -871,15 +1280,17 @@ body { font: 14px/1.45 var(--gw-font); }
         frame(root, config.title, errorView("The tool call was cancelled" + (reason ? ": " + reason : ".")));
         runtime.sizes.report();
       },
-      context: function (context) { theme.context(context); },
+      context: function (context) { theme.context(context); layout.context(context); },
       teardown: function () { runtime.sizes.stop(); },
-    }) : null;
-    runtime = { host: hostActions(mcp), sizes: sizeReporter(mcp) };
+    }, displayModesOf(config)) : null;
+    const host = hostActions(mcp, layout, config);
+    runtime = { host: host, sizes: sizeReporter(mcp), layout: layout, state: stateKeeper(config, layout, host) };
 
     function deliver(result, source) {
       const key = JSON.stringify([isObject(result) && result.isError === true, dataOf(result), textOf(result)]);
       if (key === shown) return;
       shown = key;
+      runtime.state.bind(digest(JSON.stringify([config.tool || null, input, dataOf(result)]) || ""));
       const state = {
         data: dataOf(result), result: result, input: input, config: config, theme: theme.apply(), host: source,
         root: root,
@@ -906,6 +1317,7 @@ body { font: 14px/1.45 var(--gw-font); }
     function fromOpenAi() {
       const bridge = openai();
       theme.apply();
+      layout.apply();
       if (!bridge) return;
       const output = bridge.toolOutput;
       const meta = bridge.toolResponseMetadata;
@@ -917,6 +1329,7 @@ body { font: 14px/1.45 var(--gw-font); }
     }
 
     theme.apply();
+    layout.apply();
     frame(root, config.title, h("p", { className: "gw-status", role: "status", text: "Waiting for data…" }));
     window.addEventListener("openai:set_globals", fromOpenAi);
     fromOpenAi();
@@ -939,6 +1352,12 @@ body { font: 14px/1.45 var(--gw-font); }
     },
     sendFollowUp: function (text) {
       return runtime ? runtime.host.sendFollowUp(String(text)) : Promise.reject(notStarted());
+    },
+    openLink: function (url) {
+      return runtime ? runtime.host.openLink(String(url)) : Promise.reject(notStarted());
+    },
+    requestDisplayMode: function (mode) {
+      return runtime ? runtime.host.requestDisplayMode(String(mode)) : Promise.reject(notStarted());
     },
   });
 })();

@@ -187,8 +187,9 @@ class Endpoint:
             tool = self.served.tools.get(name)
         if tool is None:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {name!r}")
-        return await call_tool(tool, arguments, self.backends[tool.backend], legacy=legacy, identity=identity,
-                               policy=self.policy)
+        result = await call_tool(tool, arguments, self.backends[tool.backend], legacy=legacy, identity=identity,
+                                 policy=self.policy)
+        return self.widgets.with_embedded_widget(result, tool.name)  # server.widgets.embed_in_results
 
     def read_resource(self, uri: str) -> types.ReadResourceResult:
         found = self.widgets.read(uri)
