@@ -113,11 +113,34 @@ async def diagnose_config(config: GatewayConfig, *, token: str | None = None) ->
     gw = load_gateway(loopback(config))
     async with serve_local(create_app(gw)) as local:
         found = await diagnose(f"{local.url}{config.server.path}", token=token, public_url=public)
+    found = [*found, *_file_checks(config, gw)]
     if public is not None:
         return [url_advice(public), *found]
     advice = Check("warn", "public URL", "checked in-process on loopback; once deployed, run `gateway doctor --url "
                    "https://<public host>/mcp` to check what ChatGPT will reach")
     return [advice, *found]
+
+
+def _file_checks(config: GatewayConfig, gw: Any) -> list[Check]:
+    """The file downloads' allow-list (`server.files`), judged against the tools that take files."""
+    files = config.server.files
+    takers = [t.name for t in gw.tools.values() if t.file_params]
+    if not files.enabled:
+        if takers:
+            return [Check("warn", "files", f"{len(takers)} tools take files, but server.files.allowed_hosts is empty: "
+                          "ChatGPT cannot hand them files from the chat (clients can still send base64)")]
+        return []
+    checks = [Check("ok", "files", f"downloads from {', '.join(files.allowed_hosts)} for {len(takers)} tools")]
+    if files.allow_loopback:
+        checks.append(Check("warn", "files", "allow_loopback is on: meant for local trials, not a deployment"))
+    if any(host.strip("*.") in ("", "com", "net", "org") for host in files.allowed_hosts):
+        checks.append(Check("warn", "files", "an allowed host matches far too much; list the file host itself"))
+    return checks
+
+
+def _takes_file_reference(schema: Any) -> bool:
+    branches = schema.get("anyOf", []) if isinstance(schema, Mapping) else []
+    return any(isinstance(b, Mapping) and "download_url" in b.get("properties", {}) for b in branches)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +254,23 @@ class _Doctor:
         if odd:
             self._add("warn", "tool names", f"{', '.join(odd)}: ChatGPT's model takes names of 1-64 letters, digits, "
                       "'_' and '-'; rename them in the mapping")
+        self._check_file_params(tools)
         return tools
+
+    def _check_file_params(self, tools: list[types.Tool]) -> None:
+        """`openai/fileParams` must name top-level arguments that take ChatGPT's `{download_url, file_id}`."""
+        for tool in tools:
+            names = (tool.meta or {}).get("openai/fileParams")
+            if names is None:
+                continue
+            properties = tool.input_schema.get("properties", {})
+            wrong = [n for n in names if not _takes_file_reference(properties.get(n))] \
+                if isinstance(names, list) else names
+            if wrong:
+                self._add("FAIL", f"{tool.name} fileParams", f"{wrong} are not top-level arguments that take "
+                          "{download_url, file_id}: ChatGPT could not hand the tool a file")
+            else:
+                self._add("ok", f"{tool.name} fileParams", f"files from the chat go to {', '.join(names)}")
 
     # -- sign-in ----------------------------------------------------------------------------------------------
 

@@ -194,3 +194,19 @@ async def test_without_server_files_no_download_is_offered_or_made(files, tmp_pa
     assert result.is_error and re.search(r"does not download files; send the file's content as base64",
                                          text_of(result))
     assert recorder.bodies == []
+
+
+@pytest.mark.anyio
+async def test_doctor_checks_file_params_and_the_allow_list(tmp_path: Path, files) -> None:
+    from gateway.doctor import diagnose_config
+
+    _, ca_file = files
+    spec = write_text(tmp_path, UPLOAD_SPEC, "uploads.yaml")
+    config = config_from_args(spec=str(spec), upstream="http://127.0.0.1:9")
+    without = [str(c) for c in await diagnose_config(config)]
+    on = replace(config, server=replace(config.server, files=allowed(ca_file)))
+    checked = [str(c) for c in await diagnose_config(on)]
+    assert any("1 tools take files, but server.files.allowed_hosts is empty" in c for c in without)
+    assert any("upload_photo fileParams" in c and "files from the chat go to image" in c for c in checked)
+    assert any("downloads from localhost for 1 tools" in c for c in checked)
+    assert any("allow_loopback is on" in c for c in checked)
