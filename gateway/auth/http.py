@@ -35,8 +35,9 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.asgi import read_body, replay
 from gateway.auth.inbound import AuthError, TokenVerifier
 from gateway.auth.settings import ANONYMOUS, Identity, InboundAuth
 from gateway.tools.model import ToolSpec
@@ -157,7 +158,7 @@ class BearerGuard:
             await self._refuse(scope, receive, send, 400, (), "invalid_request",
                                "access tokens are accepted in the Authorization header only")
             return
-        body = await _read_body(receive)
+        body, _ = await read_body(receive)
         if body is None:  # the client went away
             return
         needed = self.policy.needed(body)
@@ -181,18 +182,9 @@ class BearerGuard:
             await self._forward(scope, receive, send, body, identity)
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send, body: bytes, identity: Identity) -> None:
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
         reset = _identity.set(identity)
         try:
-            await self.app(scope, replay, send)
+            await self.app(scope, replay(body, True, receive), send)
         finally:
             _identity.reset(reset)
 
@@ -201,17 +193,6 @@ class BearerGuard:
         header = challenge(self.metadata, scopes, error, description if error else None)
         body = {"error": error or "unauthorized", "error_description": description}
         await JSONResponse(body, status_code=status, headers={"WWW-Authenticate": header})(scope, receive, send)
-
-
-async def _read_body(receive: Receive) -> bytes | None:
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def _bearer_token(headers: Headers) -> str | None:

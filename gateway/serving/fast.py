@@ -30,8 +30,9 @@ from mcp_types import methods as wire
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.asgi import read_body, replay
 from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import Tracing
 from gateway.serving.endpoint import Endpoint
@@ -60,7 +61,7 @@ class FastPath:
         if version is None or not await self._acceptable(scope):
             await self.sdk(scope, receive, send)
             return
-        body, complete = await _read(receive, self.max_body)
+        body, complete = await read_body(receive, self.max_body)
         if body is None:  # the client went away
             return
         message = _message(body) if complete and len(body) <= self.max_body else None  # the SDK refuses the rest
@@ -72,7 +73,7 @@ class FastPath:
         else:
             answered = await self._traced(message, version)
         if answered is None:
-            await self.sdk(scope, _replay(body, complete, receive), send)
+            await self.sdk(scope, replay(body, complete, receive), send)
             return
         answer, error_type = answered
         await send({"type": "http.response.start", "status": 200,
@@ -192,33 +193,3 @@ def _message(body: bytes) -> Mapping[str, Any] | None:
                                or not isinstance(params.get("_meta", {}), dict)):
         return None
     return message
-
-
-async def _read(receive: Receive, limit: int) -> tuple[bytes | None, bool]:
-    """The body read up to `limit` bytes: (body, complete); (None, False) when the client disconnected."""
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None, False
-        chunk = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks), True
-        if size > limit:
-            return b"".join(chunks), False
-
-
-def _replay(body: bytes, complete: bool, receive: Receive) -> Receive:
-    """A `receive` that gives the SDK the body read so far, then the rest of the request as it comes."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": not complete}
-
-    return replay
