@@ -103,6 +103,10 @@ def load_yaml(path: str | Path) -> tuple[Any, Locator]:
     return data, locator
 
 
+MAX_VALUES = 200_000
+"""Values a configuration or mapping file may expand to: far above any real one, far below exhausting memory."""
+
+
 class _Builder:
     """Turns composed YAML nodes into data, recording the line of every key and item on the way."""
 
@@ -112,8 +116,13 @@ class _Builder:
         self.lines: dict[FieldPath, int] = {}
         self.problems: list[Diagnostic] = []
         self._open: set[int] = set()
+        self._built = 0
 
     def value(self, node: yaml.Node, path: FieldPath) -> Any:
+        self._built += 1
+        if self._built > MAX_VALUES:  # aliases of aliases (a "billion laughs") expand exponentially
+            raise yaml.MarkedYAMLError(problem=f"the document expands to more than {MAX_VALUES:,} values "
+                                       "(aliases of aliases?)", problem_mark=node.start_mark)
         self.lines.setdefault(path, node.start_mark.line + 1)
         if id(node) in self._open:
             raise yaml.MarkedYAMLError(problem="an alias refers to a value that contains it",

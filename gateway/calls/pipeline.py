@@ -31,7 +31,7 @@ from gateway.calls.forward import Backend, UpstreamError, UpstreamResponse
 from gateway.calls.limits import Busy, ConcurrencyCap, RateLimiter
 from gateway.calls.request import ArgumentError, UpstreamRequest, build_request
 from gateway.calls.shape import compact_json, error_result, shape
-from gateway.calls.validate import describe
+from gateway.calls.validate import describe, text_problem
 from gateway.config import GatewayConfig
 from gateway.observability.logs import current_request_id
 from gateway.observability.tracing import Tracing
@@ -194,6 +194,8 @@ async def _call(
                                               "sent to the backend.")
             args[name] = base64.b64encode(downloaded.content).decode("ascii")
             audit.downloads += 1
+    if (problem := text_problem(args)) is not None:
+        return failed("invalid_arguments", f"{invalid}- /: {problem}")
     if tool.validate is not None and (violations := tool.validate(args)):
         return failed("invalid_arguments", invalid + describe(violations))
     try:

@@ -187,7 +187,8 @@ def _message(body: bytes) -> Mapping[str, Any] | None:
     if not isinstance(message, dict) or not _ENVELOPE.issuperset(message) or message.get("jsonrpc") != "2.0":
         return None
     request_id, method, params = message.get("id"), message.get("method"), message.get("params")
-    if isinstance(request_id, bool) or not isinstance(request_id, str | int) or method not in _PARAMS:
+    if isinstance(request_id, bool) or not isinstance(request_id, str | int) or not isinstance(method, str) \
+            or method not in _PARAMS:
         return None
     if params is not None and (not isinstance(params, dict) or not _PARAMS[method].issuperset(params)
                                or not isinstance(params.get("_meta", {}), dict)):

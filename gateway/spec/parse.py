@@ -82,8 +82,14 @@ def parse_document(data: bytes, name: str) -> Any:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             json_error = exc  # YAML is a superset of JSON: it may still read it (comments, trailing commas)
+        except RecursionError:
+            raise SpecError(name, "document nested too deeply") from None
     try:
-        return yaml.load(text, Loader=_Yaml12Loader)  # a safe loader (SafeLoader-based)
+        document = yaml.load(text, Loader=_Yaml12Loader)  # a safe loader (SafeLoader-based)
+        if _expanded_size(document, {}) > MAX_EXPANDED_VALUES:
+            raise SpecError(name, f"the document's aliases expand it to more than {MAX_EXPANDED_VALUES:,} values "
+                            "(aliases of aliases?), which no real API description needs")
+        return document
     except yaml.YAMLError as exc:
         if json_error is not None:
             where, problem = f"{name}:{json_error.lineno}", f"{json_error.msg} (column {json_error.colno})"
@@ -91,6 +97,29 @@ def parse_document(data: bytes, name: str) -> Any:
         raise SpecError(_yaml_where(name, exc), f"invalid YAML: {_yaml_problem(exc)}") from None
     except RecursionError:
         raise SpecError(name, "document nested too deeply") from None
+
+
+MAX_EXPANDED_VALUES = 5_000_000
+"""Values a spec may expand to once its YAML aliases are followed: well above the largest real APIs (GitHub's
+is about a million), well below what a "billion laughs" of aliases of aliases makes every later stage walk."""
+
+
+def _expanded_size(value: Any, memo: dict[int, int]) -> int:
+    """How many values `value` stands for with every shared (aliased) part counted each time it is used."""
+    if not isinstance(value, dict | list):
+        return 1
+    known = memo.get(id(value))
+    if known is not None:
+        return known
+    memo[id(value)] = 1  # a cycle (an alias inside itself) counts once
+    items = value.values() if isinstance(value, dict) else value
+    size = 1
+    for item in items:
+        size += _expanded_size(item, memo)
+        if size > MAX_EXPANDED_VALUES:
+            break
+    memo[id(value)] = size
+    return size
 
 
 def _yaml_where(name: str, exc: yaml.YAMLError) -> str:

@@ -23,6 +23,7 @@ from gateway.calls.request import is_file_part
 from gateway.calls.validate import compile_validator
 from gateway.errors import ConfigError, Diagnostic
 from gateway.mapping import SelectedOperation, WidgetKind, WidgetSettings
+from gateway.mapping.select import describe as describe_operation
 from gateway.media import essence, is_json, is_json_lines, is_xml
 from gateway.spec import pointer
 from gateway.spec.model import ApiModel, Encoding, MediaType, Operation, Parameter, RequestBody
@@ -190,7 +191,15 @@ class ToolGenerator:
     def generate(self, selected: list[SelectedOperation], taken: set[str] | None = None) -> list[ToolSpec]:
         raw = [self.prefix + (s.settings.name or names.operation_name(s.operation)) for s in selected]
         final = names.unique([names.tool_name(n) for n in raw], taken or ())
-        return [self.tool(s, name) for s, name in zip(selected, final, strict=True)]
+        tools = []
+        for chosen, name in zip(selected, final, strict=True):
+            try:
+                tools.append(self.tool(chosen, name))
+            except RecursionError:  # schemas nested hundreds of levels deep: no model could fill them anyway
+                where = f"{self.api.source}{chosen.operation.pointer}"
+                self.warnings.append(Diagnostic(where, f"{describe_operation(chosen.operation)}: its schemas are "
+                                                "nested too deeply to convert; the operation is not served"))
+        return tools
 
     # -- one tool ---------------------------------------------------------------------------------------------
 
@@ -467,7 +476,8 @@ class ToolGenerator:
         found: set[str] = set()
         for part in _branches(self._resolve(schema), self._resolve):
             required = part.get("required") if isinstance(part.get("required"), list) else []
-            for name, prop in (part.get("properties") or {}).items():
+            properties = part.get("properties")
+            for name, prop in (properties.items() if isinstance(properties, Mapping) else ()):
                 prop = self._resolve(prop)
                 if name in required and isinstance(prop, Mapping) and prop.get("type") == "array":
                     found.add(name)
@@ -696,7 +706,7 @@ class _Shapes:
             return set()
         kind = schema.get("type")
         if kind is not None:
-            found = set(kind) if isinstance(kind, list) else {kind}
+            found = {k for k in (kind if isinstance(kind, list) else [kind]) if isinstance(k, str)}
         elif "properties" in schema or "additionalProperties" in schema:
             found = {"object"}
         elif "items" in schema:
