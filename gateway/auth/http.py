@@ -23,7 +23,6 @@ request, so the variable is inherited.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -97,8 +97,8 @@ class ScopePolicy:
     def needed(self, body: bytes) -> tuple[str, ...] | None:
         """The scopes a token needs for this request body, or None when no token is needed."""
         try:
-            payload = json.loads(body) if body else None
-        except ValueError:
+            payload = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
             payload = None
         needs = [self._needed(message) for message in (payload if isinstance(payload, list) else [payload])]
         if all(need is None for need in needs):
@@ -154,7 +154,7 @@ class BearerGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if "access_token" in QueryParams(scope["query_string"]):
+        if scope["query_string"] and "access_token" in QueryParams(scope["query_string"]):
             await self._refuse(scope, receive, send, 400, (), "invalid_request",
                                "access tokens are accepted in the Authorization header only")
             return
