@@ -12,10 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import io
 import logging
+import sys
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import anyio
 from mcp.server import Server
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
@@ -226,8 +229,12 @@ async def serve_stdio(gw: Gateway) -> None:
     policy = build_policy(gw.config, backends)
     server = create_mcp_server(gw, backends, policy=policy)
     remove_redaction = install_log_redaction(policy.redactor)
+    # The SDK reads stdin with errors="replace", which turns invalid UTF-8 into U+FFFD and lets the altered call
+    # through; surrogateescape keeps the bad bytes as lone surrogates, which the JSON parser or the argument
+    # check refuses.
+    stdin = anyio.wrap_file(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape"))
     try:
-        async with stdio_server() as (read, write):
+        async with stdio_server(stdin=stdin) as (read, write):
             await server.run(read, write, server.create_initialization_options())
     finally:
         for backend in backends.values():

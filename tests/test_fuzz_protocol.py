@@ -118,8 +118,8 @@ def hostile_bodies() -> list[tuple[str, bytes]]:
 
 KNOWN_FAST_PATH_BUGS: set[str] = set()
 """Bodies the fast path mishandles (pinned by a test each and skipped in the campaign): none left."""
-KNOWN_STDIO_BUGS = {"invalid-utf8"}
-"""stdio decodes invalid UTF-8 as U+FFFD and forwards the call (test_stdio_invalid_utf8_is_not_forwarded)."""
+KNOWN_STDIO_BUGS: set[str] = set()
+"""Bodies stdio mishandles (pinned by a test each and skipped in the campaign): none left."""
 
 
 def check_http_answer(label: str, response: httpx2.Response) -> str:
@@ -383,9 +383,6 @@ def test_deeply_nested_argument_is_invalid_not_an_internal_error(fast_only):
     assert recorder.requests == []
 
 
-@pytest.mark.xfail(strict=True, reason="over stdio, invalid UTF-8 in a request line is decoded as U+FFFD (the SDK's "
-                   "stdio_server wraps stdin with errors='replace') and the altered call is forwarded upstream: "
-                   "gateway/server.py:serve_stdio passes no stdin of its own")
 def test_stdio_invalid_utf8_is_not_forwarded(tmp_path):
     fuzz.load(tmp_path)
     recorder = fuzz.Recorder()
