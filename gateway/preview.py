@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from dataclasses import replace
 from importlib.resources import files
+from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from gateway.auth.settings import InboundAuth
-from gateway.config import GatewayConfig, WidgetOptions
+from gateway.calls.files import DownloadedFile, FileFetcher, FileRefused
+from gateway.config import FilesSettings, GatewayConfig, WidgetOptions
 from gateway.local import loopback, serve_local
 from gateway.runtime import Gateway, load_gateway
 from gateway.server import create_app
@@ -52,11 +56,43 @@ def page_csp(widgets: WidgetOptions) -> str:
     return "; ".join(f"{name} {value.strip()}" for name, value in directives.items())
 
 
+FILES_PATH = "/preview/files"
+MAX_UPLOAD = 20_000_000
+
+
 def preview_config(config: GatewayConfig, port: int) -> GatewayConfig:
-    """`config` as the preview serves it: on 127.0.0.1:`port`, and without inbound token checks, because the
-    page calls `/mcp` itself, unauthenticated (loopback only, so nobody else can)."""
+    """`config` as the preview serves it: on 127.0.0.1:`port`, without inbound token checks, because the
+    page calls `/mcp` itself, unauthenticated (loopback only, so nobody else can), and taking files the way
+    ChatGPT hands them (`openai/fileParams`), from the preview's own uploads."""
     local = loopback(config, port)
-    return replace(local, server=replace(local.server, auth=InboundAuth(mode="none")))
+    downloads = FilesSettings(allowed_hosts=("127.0.0.1",), allow_loopback=True)
+    return replace(local, server=replace(local.server, auth=InboundAuth(mode="none"), files=downloads))
+
+
+class Uploads(FileFetcher):
+    """Files uploaded to the page, handed to tools by URL as ChatGPT hands files from the chat.
+
+    The URLs are the preview's own (`http://127.0.0.1:<port>/preview/files/<id>`) and are answered from
+    memory: nothing else can be fetched, so the preview opens no way out of the machine.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(FilesSettings(allowed_hosts=("127.0.0.1",), allow_loopback=True))
+        self.stored: dict[str, DownloadedFile] = {}
+
+    def add(self, content: bytes, media_type: str | None, name: str | None) -> str:
+        key = secrets.token_urlsafe(12)
+        self.stored[key] = DownloadedFile(content, media_type, name)
+        return key
+
+    async def fetch(self, url: Any) -> DownloadedFile:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        own = parts is not None and parts.hostname in ("127.0.0.1", "localhost") and \
+            parts.path.startswith(FILES_PATH + "/")
+        found = self.stored.get(parts.path[len(FILES_PATH) + 1:]) if own and parts is not None else None
+        if found is None:
+            raise FileRefused("the preview hands tools only the files uploaded to its page")
+        return found
 
 
 def create_preview_app(gw: Gateway) -> Starlette:
@@ -64,12 +100,22 @@ def create_preview_app(gw: Gateway) -> Starlette:
     page = files("gateway").joinpath("preview.html").read_text(encoding="utf-8")
     headers = {"Content-Security-Policy": page_csp(gw.config.server.widgets), "Cache-Control": "no-store",
                "X-Content-Type-Options": "nosniff"}
+    uploads = Uploads()
 
     async def preview(request: Request) -> HTMLResponse:
         return HTMLResponse(page, headers=headers)
 
-    app = create_app(gw)
+    async def upload(request: Request) -> JSONResponse:
+        content = await request.body()
+        if len(content) > MAX_UPLOAD:
+            return JSONResponse({"error": f"larger than {MAX_UPLOAD:,} bytes"}, status_code=413)
+        key = uploads.add(content, request.headers.get("content-type"), request.headers.get("x-file-name"))
+        return JSONResponse({"download_url": f"{str(request.base_url).rstrip('/')}{FILES_PATH}/{key}",
+                             "file_id": key})
+
+    app = create_app(gw, files=uploads)
     app.router.routes.append(Route(PAGE_PATH, preview, methods=["GET"]))
+    app.router.routes.append(Route(FILES_PATH, upload, methods=["POST"]))
     return app
 
 

@@ -30,6 +30,7 @@ from starlette.routing import BaseRoute, Route
 from gateway.auth.http import ResourceServer, ScopePolicy
 from gateway.auth.inbound import TokenVerifier
 from gateway.auth.settings import InboundAuth
+from gateway.calls.files import FileFetcher
 from gateway.calls.forward import Backend
 from gateway.calls.pipeline import CallPolicy, build_policy
 from gateway.config import ServerSettings
@@ -121,7 +122,7 @@ def _with_toolset_audiences(auth: InboundAuth, catalogs: tuple[Catalog, ...]) ->
 
 def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None, *,
                widgets: WidgetRegistry | None = None, metrics: Metrics | None = None,
-               tracing: Tracing | None = None) -> Starlette:
+               tracing: Tracing | None = None, files: FileFetcher | None = None) -> Starlette:
     """The ASGI app: MCP at the configured path (and each toolset's beneath it), `/healthz` and `/readyz`.
 
     With `server.auth.mode: oauth` the MCP routes are guarded by bearer-token checks and the RFC 9728
@@ -129,7 +130,7 @@ def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None, *,
     `widgets` replaces the widgets built from the loaded tools (a test's own widget library, say).
     `metrics` (kept across reloads by the caller) is made here when `server.metrics` asks for them and none
     is given; they are served at `server.metrics.path` unless they have a port of their own. `tracing`
-    likewise (`server.tracing`).
+    likewise (`server.tracing`); `files` replaces the downloader `server.files` asks for (the preview's).
     """
     settings = gw.config.server
     if metrics is None and settings.metrics.enabled:
@@ -139,6 +140,8 @@ def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None, *,
     if tracing is None and settings.tracing.enabled:
         tracing = Tracing.configure()
     policy = build_policy(gw.config, backends, (metrics,) if metrics is not None else (), tracing)
+    if files is not None:
+        policy = dataclasses.replace(policy, files=files)
     if metrics is not None:
         metrics.serve(gw.tools, {name: (lambda cap=cap: cap.in_flight) for name, cap in policy.caps.items()})
     if settings.auth.mode != "oauth":

@@ -531,3 +531,26 @@ def test_preview_shows_the_widget_state_and_display_mode_requests(browser, paged
         else:  # no storage in the preview's opaque frame: a fresh view
             widget.get_by_text("1\u20132 of 4").wait_for()
         assert preview.problems == []
+
+
+def test_preview_uploads_a_file_and_hands_it_to_the_tool_by_url(browser, tmp_path):
+    from tests.test_files import IMAGE, UPLOAD_SPEC, Recorder
+
+    recorder = Recorder()
+    spec = tmp_path / "uploads.yaml"
+    spec.write_text(UPLOAD_SPEC, encoding="utf-8")
+    image = tmp_path / "cat.png"
+    image.write_bytes(IMAGE)
+    with ServerThread(recorder.app()) as upstream:
+        config = config_from_args(spec=str(spec), upstream=upstream.url)
+        with ServerThread(create_preview_app(load_gateway(preview_config(config, 0)))) as server, \
+                preview_page(browser, f"{server.url}/preview") as preview:
+            preview.page.click("#tools button[data-tool=upload_photo]")
+            preview.page.set_input_files("#arg-image", str(image))
+            preview.page.click("#call")
+            [uploaded] = preview.log("file")
+            preview.page.locator("#result").filter(has_text="stored").wait_for()
+            assert preview.problems == []
+    assert uploaded.startswith("cat.png (") and f"{server.url}/preview/files/" in uploaded
+    content_type, body = recorder.bodies[0]
+    assert IMAGE in body and content_type.startswith("multipart/form-data")
