@@ -326,7 +326,7 @@ def widget_config(tool: ToolSpec, spec: WidgetSpec, options: WidgetOptions | Non
         "rowAction": spec.row_action,
         "displayModes": modes,
         "linkFields": link_fields(tool.response.output_schema),
-        "linkDomains": list(options.link_domains),
+        "linkDomains": link_domains(spec, options),
     }
 
 
@@ -387,6 +387,11 @@ def fill(template: str, runtime: str, config: Any) -> str:
     return _PLACEHOLDER.sub(lambda match: parts[match.group(1)], template)
 
 
+def link_domains(spec: WidgetSpec, options: WidgetOptions) -> list[str]:
+    """The origins a widget's links open: the server's (`server.widgets.link_domains`), then its mapping's."""
+    return list(dict.fromkeys((*options.link_domains, *spec.link_domains)))
+
+
 def resource_meta(spec: WidgetSpec, description: str, options: WidgetOptions,
                   display_modes: Iterable[str] = ("inline",)) -> dict[str, Any]:
     """The resource `_meta` for both host families: `ui` (MCP Apps) and `openai/*` (Apps SDK).
@@ -405,8 +410,8 @@ def resource_meta(spec: WidgetSpec, description: str, options: WidgetOptions,
         ui["domain"] = options.domain
     openai_csp: dict[str, list[str]] = {"connect_domains": list(options.connect_domains),
                                          "resource_domains": list(options.resource_domains)}
-    if options.link_domains:
-        openai_csp["redirect_domains"] = list(options.link_domains)
+    if domains := link_domains(spec, options):
+        openai_csp["redirect_domains"] = domains
     meta: dict[str, Any] = {
         "ui": ui,
         "openai/widgetCSP": openai_csp,

@@ -717,3 +717,17 @@ async def test_embed_in_results_puts_the_widget_in_each_served_result(petstore_u
     assert embedded["type"] == "resource" and embedded["resource"]["mimeType"] == "text/html+skybridge"
     assert "<html" in embedded["resource"]["text"].lower()
     assert "openai.com/widget" not in (deleted.meta or {})  # a tool without a widget gets none
+
+
+def test_a_mapping_adds_link_domains_for_its_own_widget(tmp_path: Path) -> None:
+    mapping = write_mapping(tmp_path, "  listPets:\n    name: list_pets\n    widget:\n"
+                                      "      link_domains: [https://vets.example, https://docs.example.com]\n")
+    gw = gateway_for(SPEC, mapping)
+    registry = WidgetRegistry.build(gw.tools, WidgetOptions(link_domains=("https://docs.example.com",)))
+    table, card = registry.widgets["list_pets"], registry.widgets["getPet"]
+    assert table.meta["openai/widgetCSP"]["redirect_domains"] == ["https://docs.example.com", "https://vets.example"]
+    assert Scripts(table.html).config()["linkDomains"] == ["https://docs.example.com", "https://vets.example"]
+    assert card.meta["openai/widgetCSP"]["redirect_domains"] == ["https://docs.example.com"]
+    bad = write_mapping(tmp_path, "  listPets:\n    widget: {link_domains: [vets.example/path]}\n", "bad.yaml")
+    with pytest.raises(ConfigError, match=rf"{bad}:4: tools.listPets.widget.link_domains\[0\]: must be an origin"):
+        gateway_for(SPEC, bad)

@@ -194,6 +194,7 @@ class _Reader:
             if "row_action" in value else None,
             description=value.get("description"),
             prefers_border=value.get("prefers_border"),
+            link_domains=tuple(value.get("link_domains", ())),
         )
 
     def template(self, path: FieldPath, value: str) -> Path:

@@ -171,6 +171,7 @@ class WidgetSettings:
     row_action: int | None = None  # index into `actions`
     description: str | None = None
     prefers_border: bool | None = None
+    link_domains: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -356,6 +356,7 @@ class ToolGenerator:
             row_action=settings.row_action,
             description=settings.description,
             prefers_border=settings.prefers_border if settings.prefers_border is not None else True,
+            link_domains=settings.link_domains,
             where=settings.where,
         )
 

@@ -107,6 +107,7 @@ class WidgetSpec:
     row_action: int | None = None
     description: str | None = None
     prefers_border: bool = True
+    link_domains: tuple[str, ...] = ()  # the mapping's, added to server.widgets.link_domains
     where: str = ""
 
 
