@@ -271,6 +271,33 @@ async def test_redis_storage_is_shared_by_replicas_and_fails_open(redis_url, cap
     assert any("rate limit storage unavailable" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("mode", ["fail_open", "fail_closed"])
+async def test_a_down_or_silent_rate_limit_store_fails_as_configured(mode, caplog):
+    """Redis refusing connections (nothing on the port) and Redis that accepts but never answers."""
+    pytest.importorskip("redis", reason="the redis client (pip install 'limits[redis]') is not installed")
+    from gateway.calls.limits import STORE_UNAVAILABLE
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts connections (the kernel does) and never answers
+    try:
+        for storage in (f"redis://127.0.0.1:{free_port()}/0", f"redis://127.0.0.1:{silent.getsockname()[1]}/0"):
+            limiter = RateLimiter(RateLimits(per_tool="2/minute", storage=storage, on_storage_error=mode,
+                                             storage_timeout_seconds=0.3))
+            with caplog.at_level(logging.WARNING, logger="gateway.limits"):
+                started = time.monotonic()
+                refused = await limiter.check("carol", "search")
+            assert time.monotonic() - started < 5  # bounded by the timeout, however the store fails
+            if mode == "fail_open":
+                assert refused is None
+            else:
+                assert refused is not None and refused.limit == STORE_UNAVAILABLE and refused.retry_after == 5
+    finally:
+        silent.close()
+    wording = "call allowed unchecked" if mode == "fail_open" else "call refused (on_storage_error: fail_closed)"
+    assert sum(wording in r.getMessage() for r in caplog.records) == 2
+
+
 # --- concurrency cap ---------------------------------------------------------------------------------------
 
 async def test_at_most_max_concurrency_calls_reach_the_backend_at_once(upstream):

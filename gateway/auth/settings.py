@@ -133,6 +133,8 @@ class RateLimits:
     per_caller: str | None = None
     per_tool: str | None = None
     storage: str = "memory://"
+    on_storage_error: Literal["fail_open", "fail_closed"] = "fail_open"  # the store down or slower than the timeout
+    storage_timeout_seconds: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)

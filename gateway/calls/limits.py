@@ -90,29 +90,42 @@ class RateLimiter:
             raise ConfigError(f"{where}.storage", f"cannot use rate limit storage {settings.storage!r}: "
                                                   f"{exc}{hint}") from None
         self._strategy = MovingWindowRateLimiter(self._storage)
+        self._fail_closed = settings.on_storage_error == "fail_closed"
+        self._timeout = settings.storage_timeout_seconds
 
     async def check(self, identity_key: str, tool: str) -> RateLimited | None:
         """None when the call may go ahead (and it is counted); else the limit it hit and the wait.
 
-        If the storage cannot be reached (Redis down) the call goes ahead, with a warning: a broken
-        counter store must not take every tool down with it.
+        If the storage cannot be reached or does not answer within `storage_timeout_seconds` (Redis down or
+        slow), `on_storage_error` decides: fail_open (the default: a broken counter store must not take every
+        tool down with it) lets the call go ahead with a warning, fail_closed refuses it.
         """
         keyed = [(rule, (rule.scope, identity_key) if rule.scope == "caller" else (rule.scope, identity_key, tool))
                  for rule in self._rules]
         try:
-            for rule, key in keyed:
-                if not await self._strategy.test(rule.item, *key):
-                    return await self._refusal(rule, key)
-            for rule, key in keyed:
-                if not await self._strategy.hit(rule.item, *key):  # another call took the last room meanwhile
-                    return await self._refusal(rule, key)
-        except StorageError as exc:
-            log.warning("rate limit storage unavailable, call allowed unchecked: %s", exc)
+            async with asyncio.timeout(self._timeout):
+                for rule, key in keyed:
+                    if not await self._strategy.test(rule.item, *key):
+                        return await self._refusal(rule, key)
+                for rule, key in keyed:
+                    if not await self._strategy.hit(rule.item, *key):  # another call took the last room meanwhile
+                        return await self._refusal(rule, key)
+        except (StorageError, TimeoutError) as exc:
+            problem = str(exc) or f"no answer within {self._timeout:g} s"
+            if self._fail_closed:
+                log.warning("rate limit storage unavailable, call refused (on_storage_error: fail_closed): %s",
+                            problem)
+                return RateLimited(STORE_UNAVAILABLE, STORE_RETRY_SECONDS)
+            log.warning("rate limit storage unavailable, call allowed unchecked: %s", problem)
         return None
 
     async def _refusal(self, rule: _Rule, key: tuple[str, ...]) -> RateLimited:
         stats = await self._strategy.get_window_stats(rule.item, *key)
         return RateLimited(rule.text, max(1, math.ceil(stats.reset_time - time.time())))
+
+
+STORE_UNAVAILABLE = "the rate-limit counter store is unavailable and calls are refused until it answers"
+STORE_RETRY_SECONDS = 5
 
 
 class Busy(Exception):
