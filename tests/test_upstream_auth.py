@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime
 import json
 import logging
 import ssl
@@ -734,7 +735,7 @@ async def test_without_the_client_certificate_the_server_refuses(pki, tls_upstre
     before = len(rec.requests)
     with pytest.raises(UpstreamError) as raised:
         await _get(url, TlsSettings(ca_bundle=str(pki.ca_bundle)))
-    assert raised.value.kind in ("connect", "protocol")
+    assert raised.value.kind in ("connect", "protocol", "tls")
     assert len(rec.requests) == before
 
 
@@ -746,8 +747,37 @@ async def test_a_server_certificate_from_an_unknown_ca_is_refused(pki, tls_upstr
                 TlsSettings(client_cert=str(pki.client_cert), client_key=str(pki.client_key))):  # system CAs
         with pytest.raises(UpstreamError) as raised:
             await _get(url, tls)
-        assert raised.value.kind == "connect"
+        assert raised.value.kind == "tls" and "certificate was refused" in raised.value.message
     assert len(rec.requests) == before
+
+
+@pytest.mark.parametrize(("issued", "reason"), [
+    ({"identities": ("elsewhere.example",)}, "mismatch"),
+    ({"identities": ("127.0.0.1",), "not_before": datetime.datetime(2020, 1, 1),
+      "not_after": datetime.datetime(2021, 1, 1)}, "expired"),
+])
+async def test_a_wrong_host_or_expired_certificate_is_a_distinct_tls_error(tmp_path, issued, reason):
+    ca = trustme.CA()
+    pem, bundle = tmp_path / "server.pem", tmp_path / "ca.pem"
+    ca.issue_cert(*issued["identities"], not_before=issued.get("not_before"), not_after=issued.get("not_after")
+                  ).private_key_and_cert_chain_pem.write_to_path(str(pem))
+    ca.cert_pem.write_to_path(str(bundle))
+    rec = Recorder()
+    # The client CA is irrelevant: the handshake fails first.
+    with TlsServerThread(rec.app(), pem, bundle) as server, pytest.raises(UpstreamError) as raised:
+        await _get(server.url, TlsSettings(ca_bundle=str(bundle)))
+    assert raised.value.kind == "tls" and reason in raised.value.message.lower(), raised.value.message
+    assert rec.requests == []
+
+
+async def test_a_backend_whose_name_does_not_resolve_is_a_distinct_error():
+    backend = Backend("nowhere", "http://no-such-host.invalid")
+    try:
+        with pytest.raises(UpstreamError) as raised:
+            await backend.send(UpstreamRequest("GET", "/ping", "", ()), timeout=5, max_bytes=1000)
+    finally:
+        await backend.aclose()
+    assert raised.value.kind == "dns" and "'no-such-host.invalid' does not resolve" in raised.value.message
 
 
 def test_tls_files_that_cannot_work_stop_the_start(pki, tmp_path):

@@ -48,7 +48,8 @@ _REASONS = {status.value: status.phrase for status in HTTPStatus}
 
 class UpstreamError(Exception):
     """The backend could not be reached or did not answer in time, or the gateway could not obtain its own
-    credentials for it. `kind`: timeout, connect, protocol, credentials. The message never holds a secret."""
+    credentials for it. `kind`: timeout, dns, connect, tls, protocol, credentials. The message never holds a
+    secret."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -161,6 +162,13 @@ class Backend:
             raise UpstreamError("timeout", f"timed out connecting to the backend after {connect:g} s") from None
         except TimeoutError:
             raise UpstreamError("timeout", f"timed out waiting for the backend after {read:g} s") from None
+        except aiohttp.ClientConnectorDNSError:
+            raise UpstreamError("dns", f"the backend's host name {self.base_url.host!r} does not resolve") from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            reason = getattr(exc.certificate_error, "verify_message", None) or str(exc.certificate_error)
+            raise UpstreamError("tls", f"the backend's TLS certificate was refused ({reason})") from None
+        except aiohttp.ClientConnectorSSLError as exc:
+            raise UpstreamError("tls", f"the TLS handshake with the backend failed ({_ssl_reason(exc)})") from None
         except aiohttp.ClientConnectorError:
             raise UpstreamError("connect", "could not connect to the backend") from None
         except aiohttp.ClientError as exc:
@@ -208,3 +216,9 @@ class Backend:
         if session is not None:
             await session.close()
         await self.credentials.aclose()
+
+
+def _ssl_reason(exc: aiohttp.ClientConnectorSSLError) -> str:
+    """The TLS library's own reason (`TLSV1_ALERT_UNKNOWN_CA`, ...), without the addresses around it."""
+    inner = exc.os_error
+    return getattr(inner, "reason", None) or type(inner).__name__
