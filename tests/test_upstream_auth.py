@@ -465,6 +465,88 @@ async def test_unreachable_token_endpoint_is_a_clear_tool_error(spec_file, upstr
     assert rec.requests == []
 
 
+@dataclass
+class FlakyTokenEndpoint:
+    """A token endpoint on loopback answering `script` in turn (a status each), then repeating the last."""
+
+    script: list[int]
+    requests: int = 0
+
+    def app(self) -> Starlette:
+        async def token(request: Request) -> JSONResponse:
+            status = self.script[min(self.requests, len(self.script) - 1)]
+            self.requests += 1
+            await request.body()
+            if status == 200:
+                return JSONResponse({"access_token": f"upstream-{self.requests}", "token_type": "Bearer",
+                                     "expires_in": 300})
+            error = "invalid_client" if status in (400, 401) else "temporarily_unavailable"
+            return JSONResponse({"error": error}, status_code=status)
+
+        return Starlette(routes=[Route("/token", token, methods=["POST"])])
+
+
+def flaky_credential(url: str) -> UpstreamCredential:
+    return UpstreamCredential(type="oauth_client_credentials", token_url=f"{url}/token", client_id="c",
+                              client_secret=Secret("cs"))
+
+
+@pytest.mark.parametrize(("script", "requests", "outcome"), [
+    ([503, 429, 200], 3, None),
+    ([400], 1, "answered 400 invalid_client"),
+    ([502], 3, "answered 502 temporarily_unavailable (after 3 attempts)"),
+], ids=["passing-failure", "refusal-not-retried", "still-down"])
+async def test_token_endpoint_failures_that_may_pass_are_retried(spec_file, upstream, script, requests, outcome):
+    rec, url = upstream
+    endpoint = FlakyTokenEndpoint(script)
+    with ServerThread(endpoint.app()) as tokens:
+        async with backend_for(spec_file, url, flaky_credential(tokens.url)) as (gw, backend):
+            result = await echo(gw, backend)
+    assert endpoint.requests == requests
+    if outcome is None:
+        assert not result.is_error, text_of(result)
+        assert bearer(rec, 0) == "upstream-3"
+    else:
+        assert result.is_error and "could not obtain credentials for backend 'default'" in text_of(result)
+        assert outcome in text_of(result) and rec.requests == []
+
+
+async def test_a_token_endpoint_that_is_down_is_not_stampeded(spec_file, upstream):
+    rec, url = upstream
+    endpoint = FlakyTokenEndpoint([503])
+    with ServerThread(endpoint.app()) as tokens:
+        async with backend_for(spec_file, url, flaky_credential(tokens.url)) as (gw, backend):
+            results = await asyncio.gather(*(echo(gw, backend) for _ in range(20)))
+            assert endpoint.requests == 3  # one fetch (with its retries) for all twenty calls
+            later = await echo(gw, backend)
+    assert all(r.is_error and "answered 503" in text_of(r) for r in results)
+    assert later.is_error and "next attempt in" in text_of(later) and endpoint.requests == 3
+    assert rec.requests == []
+
+
+async def test_failed_fetches_cool_down_longer_each_time_until_one_succeeds(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr("gateway.auth.oauth.time.monotonic", lambda: clock[0])
+    cache = CachedToken(cooldown=10, max_cooldown=25)
+    answers: list[str | None] = [None, None, None, "fine"]
+    fetches = 0
+
+    async def fetch() -> AccessToken:
+        nonlocal fetches
+        fetches += 1
+        if (value := answers.pop(0)) is None:
+            raise CredentialError("the token endpoint answered 503")
+        return AccessToken.lasting(value, 300)
+
+    for advance, expected_fetches in ((0, 1), (9, 1), (1, 2), (19, 2), (1, 3), (24, 3)):
+        clock[0] += advance
+        with pytest.raises(CredentialError, match="503"):
+            await cache.get(fetch)
+        assert fetches == expected_fetches, (advance, fetches)
+    clock[0] += 1  # the cool-down stopped doubling at max_cooldown (25 s)
+    assert await cache.get(fetch) == "fine" and fetches == 4
+
+
 async def test_one_refresh_at_a_time_and_a_failed_refresh_keeps_a_still_valid_token():
     cache = CachedToken()
     calls = 0

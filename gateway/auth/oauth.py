@@ -8,8 +8,10 @@ redirects, no proxy variables. What a token request needs is small: a form POST,
 and a JSON answer.
 
 Tokens are cached until shortly before they expire (10% of their lifetime, at most 60 s), and only one
-refresh runs at a time however many calls need it. A failed refresh while the old token is still valid
-keeps the old token in use. Errors say which endpoint answered what (`the token endpoint answered 401
+refresh runs at a time however many calls need it. A refresh that fails for a reason that may pass is
+retried with backoff; one that still fails is remembered for a growing cool-down, so an endpoint that is
+down is not stampeded by every call. A failed refresh while the old token is still valid keeps the old
+token in use. Errors say which endpoint answered what (`the token endpoint answered 401
 invalid_client`) and never carry a secret, a token or the endpoint's free-text description.
 """
 
@@ -19,6 +21,7 @@ import asyncio
 import base64
 import hashlib
 import logging
+import random
 import re
 import time
 from collections import OrderedDict
@@ -180,34 +183,79 @@ class ClientAuth:
         return (self.secret.reveal(),) if self.secret is not None else ()
 
 
-class TokenEndpoint:
-    """An OAuth token endpoint and the client credentials the gateway presents to it."""
+def _retry_after(response: httpx2.Response) -> float | None:
+    """The seconds an RFC 9110 `Retry-After` asks for, when given as a number."""
+    value = response.headers.get("retry-after", "").strip()
+    return float(value) if value.isdigit() else None
 
-    def __init__(self, url: str, client: ClientAuth, http: httpx2.AsyncClient) -> None:
+
+class TokenEndpoint:
+    """An OAuth token endpoint and the client credentials the gateway presents to it.
+
+    A failure that may pass (no connection, a timeout, 429 or 5xx) is retried `attempts - 1` times with
+    jittered exponential backoff (`backoff`, doubled each time; a `Retry-After` is honoured up to
+    `MAX_RETRY_DELAY`), so a token endpoint restarting or shedding load costs a call a fraction of a second
+    rather than an error. A refusal (400, 401: wrong client, wrong grant) is final and not retried.
+    """
+
+    MAX_RETRY_DELAY = 2.0
+
+    def __init__(self, url: str, client: ClientAuth, http: httpx2.AsyncClient, *, attempts: int = 3,
+                 backoff: float = 0.1) -> None:
         self.url = url
         self.client = client
         self._http = http
+        self._attempts = attempts
+        self._backoff = backoff
 
     async def fetch(self, form: Mapping[str, str]) -> AccessToken:
-        data = dict(form)
-        headers = {"Accept": "application/json"}
-        self.client.apply(data, headers, self.url)
-        try:
-            response = await self._http.post(self.url, data=data, headers=headers)
-        except httpx2.HTTPError as exc:
-            raise CredentialError(f"could not reach the token endpoint ({type(exc).__name__})") from None
-        return parse_token_response(response, "the token endpoint")
+        for attempt in range(1, self._attempts + 1):
+            data = dict(form)  # a fresh private_key_jwt assertion (new jti) per attempt
+            headers = {"Accept": "application/json"}
+            self.client.apply(data, headers, self.url)
+            wait = self._backoff * 2 ** (attempt - 1) * (0.5 + random.random() / 2)
+            try:
+                response = await self._http.post(self.url, data=data, headers=headers)
+            except httpx2.HTTPError as exc:
+                failure = CredentialError(f"could not reach the token endpoint ({type(exc).__name__})")
+            else:
+                try:
+                    return parse_token_response(response, "the token endpoint")
+                except CredentialError as exc:
+                    if response.status_code != 429 and response.status_code < 500:
+                        raise  # a refusal (wrong client, wrong grant, a malformed answer) is final
+                    failure = exc
+                wait = max(wait, min(_retry_after(response) or 0.0, self.MAX_RETRY_DELAY))
+            if attempt == self._attempts:
+                break
+            log.info("token endpoint attempt %d of %d failed, retrying in %.2f s: %s", attempt, self._attempts,
+                     wait, failure)
+            await asyncio.sleep(wait)
+        if self._attempts > 1:
+            raise CredentialError(f"{failure} (after {self._attempts} attempts)")
+        raise failure
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
 
 class CachedToken:
-    """One token: fetched when missing or due for refresh, by one task at a time (no thundering herd)."""
+    """One token: fetched when missing or due for refresh, by one task at a time (no thundering herd).
 
-    def __init__(self) -> None:
+    After a failed fetch the failure is kept for a cool-down (`cooldown` seconds, doubled after each
+    further failure up to `max_cooldown`, reset by a success): the calls queued behind the failed fetch,
+    and those arriving during the cool-down, get the same error at once instead of each asking the token
+    endpoint again, so an endpoint that is down sees one request per cool-down, not one per call.
+    """
+
+    def __init__(self, *, cooldown: float = 1.0, max_cooldown: float = 30.0) -> None:
         self.current: AccessToken | None = None
         self._lock = asyncio.Lock()
+        self._cooldown = cooldown
+        self._max_cooldown = max_cooldown
+        self._failures = 0
+        self._failure: CredentialError | None = None
+        self._retry_at = 0.0
 
     def fresh(self) -> str | None:
         token = self.current
@@ -220,13 +268,23 @@ class CachedToken:
             if (value := self.fresh()) is not None:  # another task refreshed it while this one waited
                 return value
             old = self.current
+            still_valid = old is not None and time.monotonic() < old.expires_at
+            if self._failure is not None and time.monotonic() < self._retry_at:
+                if still_valid:
+                    return old.value
+                raise CredentialError(f"{self._failure}; next attempt in "
+                                      f"{max(self._retry_at - time.monotonic(), 0.1):.1f} s")
             try:
                 self.current = await fetch()
             except CredentialError as exc:
-                if old is not None and time.monotonic() < old.expires_at:
+                self._failure = exc
+                self._retry_at = time.monotonic() + min(self._cooldown * 2 ** self._failures, self._max_cooldown)
+                self._failures += 1
+                if still_valid:
                     log.warning("token refresh failed, the current token stays in use until it expires: %s", exc)
                     return old.value
                 raise
+            self._failure, self._failures = None, 0
             return self.current.value
 
 
