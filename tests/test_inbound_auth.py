@@ -20,12 +20,16 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
 
 import gateway.serving.endpoint
 from adapters.devauth import TOKEN_EXCHANGE, AuthServer
 from adapters.petstore import MAPPING, SPEC
 from gateway.auth.http import metadata_url
-from gateway.auth.inbound import AuthError, TokenVerifier, metadata_urls
+from gateway.auth.inbound import AS_TIMEOUT, JWKS_MAX_AGE_SECONDS, AuthError, TokenVerifier, metadata_urls
 from gateway.auth.settings import ANONYMOUS, InboundAuth, Secret
 from gateway.config import config_from_args
 from gateway.runtime import load_gateway
@@ -434,6 +438,95 @@ async def test_a_burst_with_a_new_kid_shares_one_jwks_fetch():
                 for token in tokens:
                     group.start_soon(verifier.verify, token)
             assert jwks_fetches(auth) == 2
+        finally:
+            await verifier.aclose()
+
+
+@dataclass
+class JwksSwitch:
+    """The authorization server's JWKS behind a switch: served as it is, or down, slow or garbage."""
+
+    source: str
+    mode: str = "ok"
+    hits: int = 0
+
+    def app(self) -> Starlette:
+        async def jwks(request: Request) -> Response:
+            self.hits += 1
+            if self.mode == "down":
+                return PlainTextResponse("upstream connect error", status_code=503)
+            if self.mode == "slow":
+                await anyio.sleep(AS_TIMEOUT.read + 1)
+            if self.mode == "html":
+                return HTMLResponse("<html><body>Sign in</body></html>")
+            if self.mode == "no-keys":
+                return JSONResponse({"keys": [{"kty": "bogus", "kid": "k"}, "not a key"]})
+            async with httpx2.AsyncClient() as http:
+                return JSONResponse((await http.get(self.source)).json())
+
+        return Starlette(routes=[Route("/jwks", jwks)])
+
+
+@contextlib.asynccontextmanager
+async def switched_verifier(mode: str) -> AsyncIterator[tuple[AuthServer, JwksSwitch, TokenVerifier, list[float]]]:
+    """A verifier whose JWKS goes through a `JwksSwitch` (set to `mode` once the keys are fetched)."""
+    with AuthServer(audience="https://gw.example/mcp") as auth:
+        switch = JwksSwitch(auth.jwks_uri)
+        with ServerThread(switch.app()) as jwks:
+            now = [time.time()]
+            verifier = TokenVerifier(InboundAuth(mode="oauth", issuer=auth.url, resource_url="https://gw.example/mcp",
+                                                 jwks_url=f"{jwks.url}/jwks"), clock=lambda: now[0])
+            try:
+                assert (await verifier.verify(auth.issue(subject="first"))).subject == "first"
+                switch.mode = mode
+                yield auth, switch, verifier, now
+            finally:
+                await verifier.aclose()
+
+
+@pytest.mark.parametrize("mode", ["down", "slow", "html", "no-keys"])
+async def test_jwks_faults_keep_the_known_keys_and_fail_closed_on_others(mode):
+    async with switched_verifier(mode) as (auth, switch, verifier, now):
+        known = auth.issue(subject="known")
+        auth.rotate_keys()
+        now[0] += 31  # past jwks_min_refresh_seconds (30): an unknown kid may fetch again
+        with pytest.raises(AuthError, match="signing key is unknown"):
+            await verifier.verify(auth.issue(subject="rotated"))
+        assert switch.hits == 2
+        for n in range(10):  # a burst of unknown keys within the window asks nothing more
+            with pytest.raises(AuthError, match="signing key is unknown"):
+                await verifier.verify(auth.issue(subject=f"burst-{n}"))
+        assert switch.hits == 2
+        assert (await verifier.verify(known)).subject == "known"
+
+
+async def test_a_slow_refresh_of_a_stale_key_set_holds_no_call_with_a_known_key():
+    async with switched_verifier("slow") as (auth, switch, verifier, now):
+        lasting = JWKS_MAX_AGE_SECONDS * 2
+        stale, other = auth.issue(subject="stale", expires_in=lasting), auth.issue(subject="other", expires_in=lasting)
+        now[0] += JWKS_MAX_AGE_SECONDS + 1  # the key set is due for a refresh, which will hang until AS_TIMEOUT
+        finished: list[str] = []
+
+        async def verify(token: str) -> None:
+            finished.append((await verifier.verify(token)).subject)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(verify, stale)
+            while switch.hits < 2:
+                await anyio.sleep(0.01)
+            await verify(other)  # answered from the known keys while the refresh is still waiting
+            assert finished == ["other"]
+        assert finished == ["other", "stale"]
+
+
+async def test_introspection_that_is_down_fails_closed():
+    with AuthServer(audience="https://gw.example/mcp") as auth:
+        verifier = TokenVerifier(InboundAuth(mode="oauth", issuer=auth.url, resource_url="https://gw.example/mcp",
+                                             introspection_url=f"http://127.0.0.1:{free_port()}/introspect"))
+        try:
+            with pytest.raises(AuthError, match="authorization server did not answer") as refused:
+                await verifier.verify(auth.issue_opaque(scopes=ALL))
+            assert refused.value.error == "invalid_token"
         finally:
             await verifier.aclose()
 

@@ -93,6 +93,8 @@ def _signing_keys(jwks: Any) -> KeySet:
             keys.append(JWKRegistry.import_key(entry))
         except (JoseError, ValueError, TypeError) as exc:
             log.warning("JWKS: skipping key %r: %s", entry.get("kid"), exc)
+    if not keys:  # garbage, not a withdrawal of every key: the keys already known stay in use
+        raise ValueError("the JWKS document holds no usable signing key")
     return KeySet(keys)
 
 
@@ -101,7 +103,9 @@ class KeyCache:
 
     Every fetch attempt, failed or not, starts the `min_refresh` window: an unknown `kid`, or an
     authorization server that is down, causes at most one request per window. A concurrent burst of
-    requests shares one fetch.
+    requests shares one fetch. A failed fetch (down, slow past `AS_TIMEOUT`, an answer that is not a
+    JWKS or holds no usable key) keeps the keys already known, so tokens they signed keep verifying and
+    tokens signed by any other key fail closed.
     """
 
     def __init__(self, http: httpx2.AsyncClient, *, issuer: str, jwks_url: str | None, min_refresh: float,
@@ -127,7 +131,7 @@ class KeyCache:
         """The keys that may have signed a token with this header; refreshed first when none match."""
         found = self._match(kid, alg)
         if not self._should_fetch(found):
-            return found
+            return found  # a refresh in progress opened the window: a known key does not wait for it
         async with self._lock:
             found = self._match(kid, alg)
             if self._should_fetch(found):
