@@ -1,4 +1,4 @@
-"""The soak with faults, CI-sized: bench/soak.py's functions for about 45 seconds (32 clients, inbound auth on).
+"""The soak with faults, CI-sized: bench/soak.py's functions for 60 seconds (32 clients, inbound auth on).
 
 Asserted: zero wrong answers (each call gets what its case deserves: the right tool error, -32602, 401, 413, 400;
 never a hang, a 5xx or an internal error), exactly the calls that should reach the backend did, the gateway
@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
 import soak
 
-SECONDS = float(os.environ.get("SOAK_SECONDS", "45"))
+SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))
 
 
 def test_soak_with_faults():
