@@ -9,12 +9,14 @@ nothing reaches the upstream; and a good call afterwards still works.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -315,11 +317,13 @@ class StdioGateway:
                 self.proc.wait(5)
 
 
-def test_hostile_json_rpc_over_stdio(tmp_path):
-    fuzz.load(tmp_path)
+@contextlib.contextmanager
+def stdio_gateway(folder: Path) -> Iterator[tuple[StdioGateway, fuzz.Recorder]]:
+    """`gateway stdio` on the fuzz spec, initialised, in front of a recording upstream."""
+    fuzz.load(folder)
     recorder = fuzz.Recorder()
     with ServerThread(recorder.app()) as upstream:
-        gateway = StdioGateway(tmp_path / "fuzz-openapi.yaml", tmp_path / "fuzz-mapping.yaml",
+        gateway = StdioGateway(folder / "fuzz-openapi.yaml", folder / "fuzz-mapping.yaml",
                                upstream.url + fuzz.PREFIX_PATH)
         try:
             gateway.send(json.dumps({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
@@ -327,29 +331,34 @@ def test_hostile_json_rpc_over_stdio(tmp_path):
                 "clientInfo": {"name": "fuzz", "version": "1"}}}).encode())
             assert "result" in gateway.wait_for("init", timeout=60)
             gateway.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}')
-            bodies = [(label, body) for label, body in hostile_bodies()
-                      if label not in ("deep-top-100000", "deep-array-100000", *KNOWN_STDIO_BUGS)] + [
-                ("deep-array-100000", b'{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"query_form",'
-                                      b'"arguments":{"qs":' + _nested(100_000).encode() + b"}}}")]
-            for n, (label, body) in enumerate(bodies):
-                gateway.send(body)
-                probe = f"probe-{n}"
-                gateway.send(json.dumps({"jsonrpc": "2.0", "id": probe, "method": "ping"}).encode())
-                assert gateway.wait_for(probe).get("result") == {}, label  # still serving after each one
-            assert recorder.requests == [], [r[:3] for r in recorder.requests]
-            for line in gateway.lines:  # every line written is a JSON-RPC message; no internal error
-                message = json.loads(line)
-                for item in message if isinstance(message, list) else [message]:
-                    assert item.get("jsonrpc") == "2.0", item
-                    assert (item.get("error") or {}).get("code") != -32603, item
-                    if isinstance(item.get("result"), dict) and "content" in item["result"]:
-                        assert "internal error" not in json.dumps(item["result"]), item
-            gateway.send(json.dumps({**GOOD, "id": "good"}).encode())
-            answer = gateway.wait_for("good")
-            assert answer["result"].get("isError") is not True, answer
-            assert len(recorder.requests) == 1
+            yield gateway, recorder
         finally:
             gateway.close()
+
+
+def test_hostile_json_rpc_over_stdio(tmp_path):
+    with stdio_gateway(tmp_path) as (gateway, recorder):
+        bodies = [(label, body) for label, body in hostile_bodies()
+                  if label not in ("deep-top-100000", "deep-array-100000", *KNOWN_STDIO_BUGS)] + [
+            ("deep-array-100000", b'{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"query_form",'
+                                  b'"arguments":{"qs":' + _nested(100_000).encode() + b"}}}")]
+        for n, (label, body) in enumerate(bodies):
+            gateway.send(body)
+            probe = f"probe-{n}"
+            gateway.send(json.dumps({"jsonrpc": "2.0", "id": probe, "method": "ping"}).encode())
+            assert gateway.wait_for(probe).get("result") == {}, label  # still serving after each one
+        assert recorder.requests == [], [r[:3] for r in recorder.requests]
+        for line in gateway.lines:  # every line written is a JSON-RPC message; no internal error
+            message = json.loads(line)
+            for item in message if isinstance(message, list) else [message]:
+                assert item.get("jsonrpc") == "2.0", item
+                assert (item.get("error") or {}).get("code") != -32603, item
+                if isinstance(item.get("result"), dict) and "content" in item["result"]:
+                    assert "internal error" not in json.dumps(item["result"]), item
+        gateway.send(json.dumps({**GOOD, "id": "good"}).encode())
+        answer = gateway.wait_for("good")
+        assert answer["result"].get("isError") is not True, answer
+        assert len(recorder.requests) == 1
 
 
 # -- bugs found by the campaign -------------------------------------------------------------------------------
@@ -384,21 +393,9 @@ def test_deeply_nested_argument_is_invalid_not_an_internal_error(fast_only):
 
 
 def test_stdio_invalid_utf8_is_not_forwarded(tmp_path):
-    fuzz.load(tmp_path)
-    recorder = fuzz.Recorder()
-    with ServerThread(recorder.app()) as upstream:
-        gateway = StdioGateway(tmp_path / "fuzz-openapi.yaml", tmp_path / "fuzz-mapping.yaml",
-                               upstream.url + fuzz.PREFIX_PATH)
-        try:
-            gateway.send(json.dumps({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
-                "protocolVersion": "2025-11-25", "capabilities": {},
-                "clientInfo": {"name": "fuzz", "version": "1"}}}).encode())
-            gateway.wait_for("init", timeout=60)
-            gateway.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}')
-            gateway.send(b'{"jsonrpc":"2.0","id":"bad","method":"tools/call","params":{"name":"query_form",'
-                         b'"arguments":{"qs":"\xff\xfe"}}}')
-            gateway.send(json.dumps({"jsonrpc": "2.0", "id": "probe", "method": "ping"}).encode())
-            gateway.wait_for("probe")
-            assert recorder.requests == [], [r[:3] for r in recorder.requests]
-        finally:
-            gateway.close()
+    with stdio_gateway(tmp_path) as (gateway, recorder):
+        gateway.send(b'{"jsonrpc":"2.0","id":"bad","method":"tools/call","params":{"name":"query_form",'
+                     b'"arguments":{"qs":"\xff\xfe"}}}')
+        gateway.send(json.dumps({"jsonrpc": "2.0", "id": "probe", "method": "ping"}).encode())
+        gateway.wait_for("probe")
+        assert recorder.requests == [], [r[:3] for r in recorder.requests]
