@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.asgi import read_body, replay
+from gateway.calls.shape import parse_json
 from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import Tracing
 from gateway.serving.endpoint import Endpoint
@@ -181,8 +182,8 @@ def _call_result(result: types.CallToolResult) -> dict[str, Any] | None:
 def _message(body: bytes) -> Mapping[str, Any] | None:
     """A single, plain JSON-RPC request of a hot method, or None."""
     try:
-        message = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        message = parse_json(body)  # exact integers beyond 64 bits, which orjson alone would round
+    except ValueError:
         return None
     if not isinstance(message, dict) or not _ENVELOPE.issuperset(message) or message.get("jsonrpc") != "2.0":
         return None
