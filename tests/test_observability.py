@@ -70,8 +70,16 @@ def prometheus(binary: str, folder: Path, target_port: int) -> Iterator[str]:
     process = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={folder / 'data'}",
                                 f"--web.listen-address=127.0.0.1:{port}"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
     try:
-        yield f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:  # it answers 503 until its storage is open
+            with contextlib.suppress(httpx2.HTTPError):
+                if httpx2.get(f"{url}/-/ready", timeout=5).status_code == 200:
+                    break
+            assert process.poll() is None and time.monotonic() < deadline, "Prometheus did not become ready"
+            time.sleep(0.2)
+        yield url
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -99,7 +107,7 @@ async def test_prometheus_scrapes_the_call_just_made(tmp_path: Path, petstore_ba
             while True:
                 try:
                     answer = (await http.get(f"{prom}/api/v1/query", params={"query": query})).json()
-                except httpx2.HTTPError:
+                except (httpx2.HTTPError, ValueError):  # not answering yet, or a 503 page
                     answer = {}
                 found = answer.get("data", {}).get("result", [])
                 if found or time.monotonic() > deadline:

@@ -2,7 +2,8 @@
 
 Asserted: zero wrong answers (each call gets what its case deserves: the right tool error, -32602, 401, 413, 400;
 never a hang, a 5xx or an internal error), exactly the calls that should reach the backend did, the gateway
-process never died, and its open fds and sockets to the backend after the load equal those before it. Timings
+process never died, and its open fds and sockets to the backend get back to where they were before the load
+(once idle pooled connections have closed; bench/soak.py waits up to 30 s for that). Timings
 and RSS are printed, not asserted (the machine is shared). `SOAK_SECONDS` changes the length.
 """
 
