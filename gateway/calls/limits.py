@@ -11,11 +11,9 @@ every replica (`pip install 'limits[redis]'`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -152,16 +150,32 @@ class ConcurrencyCap:
         self.in_flight = 0
         self._slots = asyncio.Semaphore(limit)
 
-    @contextlib.asynccontextmanager
-    async def slot(self, wait: float) -> AsyncIterator[None]:
-        try:
-            async with asyncio.timeout(wait):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise Busy(self.backend, self.in_flight) from None
-        self.in_flight += 1
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-            self._slots.release()
+    def slot(self, wait: float) -> _Slot:
+        """`async with cap.slot(wait):` holds one slot for the block; Busy when none is free within `wait`."""
+        return _Slot(self, wait)
+
+
+class _Slot:
+    """One held slot of a `ConcurrencyCap` (a plain class: this runs on every call)."""
+
+    __slots__ = ("cap", "wait")
+
+    def __init__(self, cap: ConcurrencyCap, wait: float) -> None:
+        self.cap = cap
+        self.wait = wait
+
+    async def __aenter__(self) -> None:
+        cap = self.cap
+        if cap._slots.locked():  # only a call that has to queue needs a deadline (and its timer)
+            try:
+                async with asyncio.timeout(self.wait):
+                    await cap._slots.acquire()
+            except TimeoutError:
+                raise Busy(cap.backend, cap.in_flight) from None
+        else:
+            await cap._slots.acquire()  # free and nobody waiting: returns at once
+        cap.in_flight += 1
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.cap.in_flight -= 1
+        self.cap._slots.release()

@@ -51,12 +51,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
 import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -116,16 +117,24 @@ class ArgumentError(ValueError):
 
 
 class _Refused(Exception):
-    """Raised deep inside serialisation, where the argument is not known; `_located` adds it."""
+    """Raised deep inside serialisation, where the argument is not known; `_Located` adds it."""
 
 
-@contextmanager
-def _located(*tokens: str) -> Iterator[None]:
-    """Turn a `_Refused` raised inside into an `ArgumentError` at the pointer made of `tokens`."""
-    try:
-        yield
-    except _Refused as exc:
-        raise ArgumentError(pointer.join("", *tokens) or "/", str(exc)) from None
+class _Located:
+    """`with _Located(*tokens):` turns a `_Refused` raised inside into an `ArgumentError` at the pointer made
+    of `tokens` (a plain class, not a generator: it wraps every argument of every call)."""
+
+    __slots__ = ("tokens",)
+
+    def __init__(self, *tokens: str) -> None:
+        self.tokens = tokens
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, traceback: object) -> None:
+        if isinstance(exc, _Refused):
+            raise ArgumentError(pointer.join("", *self.tokens) or "/", str(exc)) from None
 
 
 def build_request(plan: RequestPlan, arguments: Mapping[str, Any]) -> UpstreamRequest:
@@ -139,7 +148,7 @@ def build_request(plan: RequestPlan, arguments: Mapping[str, Any]) -> UpstreamRe
         if binding.argument not in values:
             continue
         empty_ok = binding.parameter is None or binding.parameter.allow_empty_value
-        with _located(binding.argument):
+        with _Located(binding.argument):
             if binding.target == "query":
                 pairs = _parameter_pairs(binding, values[binding.argument])
                 query += pairs if empty_ok else [pair for pair in pairs if not pair.endswith("=")]
@@ -400,20 +409,28 @@ def _path(template: str, bindings: Iterable[ArgumentBinding], values: Mapping[st
     """The template with every `{name}` expanded, each segment holding a parameter checked."""
     by_name = {binding.wire_name: binding for binding in bindings if binding.target == "path"}
     segments = []
-    for segment in template.lstrip("/").split("/"):
-        names = _PLACEHOLDER.findall(segment)
-        pieces = _PLACEHOLDER.split(segment)  # literal, name, literal, name, ..., literal
-        text = "".join(
-            _path_parameter(piece, by_name.get(piece), values) if i % 2 else _quote(piece, _PATH_LITERAL_SAFE)
-            for i, piece in enumerate(pieces)
-        )
-        if names and any(part in ("", ".", "..") for part in text.split("/")):
+    for pieces in _template(template):
+        if len(pieces) == 1:  # a literal segment
+            segments.append(pieces[0])
+            continue
+        text = "".join(_path_parameter(piece, by_name.get(piece), values) if i % 2 else piece
+                       for i, piece in enumerate(pieces))
+        if any(part in ("", ".", "..") for part in text.split("/")):
             shown = "an empty" if "" in text.split("/") else "a '.' or '..'"
             raise ArgumentError(
-                pointer.join("", by_name[names[0]].argument), f"would make {shown} segment in the URL path"
+                pointer.join("", by_name[pieces[1]].argument), f"would make {shown} segment in the URL path"
             )
         segments.append(text)
     return "/" + "/".join(segments)
+
+
+@functools.lru_cache(maxsize=4096)
+def _template(template: str) -> tuple[tuple[str, ...], ...]:
+    """A path template's segments, each as its pieces: encoded literal, parameter name, encoded literal, ...
+    (parsed once per template, not per call)."""
+    return tuple(tuple(piece if i % 2 else _quote(piece, _PATH_LITERAL_SAFE)
+                       for i, piece in enumerate(_PLACEHOLDER.split(segment)))
+                 for segment in template.lstrip("/").split("/"))
 
 
 def _path_parameter(name: str, binding: ArgumentBinding | None, values: Mapping[str, Any]) -> str:
@@ -424,7 +441,7 @@ def _path_parameter(name: str, binding: ArgumentBinding | None, values: Mapping[
     value = values[binding.argument]
     codec = _codec(binding)
     parameter = binding.parameter
-    with _located(binding.argument):
+    with _Located(binding.argument):
         content = _content_text(parameter, value)
         if content is not None:
             return codec.value_text(content)
@@ -436,7 +453,7 @@ def _path_parameter(name: str, binding: ArgumentBinding | None, values: Mapping[
 # -- body ------------------------------------------------------------------------------------------
 
 _Locate = Callable[..., AbstractContextManager[None]]
-"""`locate()` (the whole body) or `locate(property)`: a `_located` context for errors about it."""
+"""`locate()` (the whole body) or `locate(property)`: a `_Located` context for errors about it."""
 
 
 def _body(plan: BodyPlan, bindings: Iterable[ArgumentBinding], values: Mapping[str, Any]) -> tuple[bytes, str] | None:
@@ -446,14 +463,14 @@ def _body(plan: BodyPlan, bindings: Iterable[ArgumentBinding], values: Mapping[s
         if not given and not plan.required:
             return None
         body = {name: values[argument] for name, argument in given.items()}
-        return _encode_body(plan, body, lambda *names: _located(*(given[name] for name in names)))
+        return _encode_body(plan, body, lambda *names: _Located(*(given[name] for name in names)))
     binding = next((b for b in bindings if b.target == "body"), None)
     if binding is None or binding.argument not in values:
         if plan.required:
             raise ArgumentError(pointer.join("", binding.argument) if binding else "/", "the request body is required")
         return None
     argument = binding.argument
-    return _encode_body(plan, values[argument], lambda *names: _located(argument, *names))
+    return _encode_body(plan, values[argument], lambda *names: _Located(argument, *names))
 
 
 def _encode_body(plan: BodyPlan, value: Any, locate: _Locate) -> tuple[bytes, str]:

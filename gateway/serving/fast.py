@@ -42,6 +42,7 @@ _ENVELOPE = frozenset({"jsonrpc", "id", "method", "params"})
 _PARAMS = {"tools/call": frozenset({"name", "arguments", "_meta"}), "tools/list": frozenset({"_meta"}),
            "ping": frozenset({"_meta"})}
 _HEADERS = [(b"content-type", b"application/json")]
+_MAX_VERDICTS = 256  # distinct header combinations remembered (clients are few; a flood of new ones is checked)
 
 
 class FastPath:
@@ -56,6 +57,8 @@ class FastPath:
         self.metrics = metrics
         self.tracing = tracing
         self._results: dict[tuple[str, str], bytes] = {}  # (method, version) -> serialised constant result
+        self._admitted: set[tuple[str, str]] = set()  # (method, version) pairs the SDK's check has passed
+        self._verdicts: dict[tuple[bytes | None, ...], bool] = {}  # the header checks' verdicts, by header values
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         version = self._fast_version(scope)
@@ -95,18 +98,40 @@ class FastPath:
         return version if version in HANDSHAKE_PROTOCOL_VERSIONS else None
 
     async def _acceptable(self, scope: Scope) -> bool:
-        """The SDK's checks in front of a JSON POST: host and origin, JSON accepted and sent, size declared."""
+        """The SDK's checks in front of a JSON POST: host and origin, JSON accepted and sent, size declared.
+
+        They depend only on those headers, which a client sends the same way on every request, so each
+        combination is checked once (by the SDK's own functions) and its verdict kept."""
+        host = origin = accept = content_type = length = None
+        for name, value in scope["headers"]:  # the first of each, as `Headers.get` reads them
+            if name == b"host":
+                host = host if host is not None else value
+            elif name == b"origin":
+                origin = origin if origin is not None else value
+            elif name == b"accept":
+                accept = accept if accept is not None else value
+            elif name == b"content-type":
+                content_type = content_type if content_type is not None else value
+            elif name == b"content-length":
+                length = length if length is not None else value
+        if length is not None and not (length.isdigit() and int(length) <= self.max_body):
+            return False
+        key = (host, origin, accept, content_type)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = await self._check(scope)
+            if len(self._verdicts) < _MAX_VERDICTS:
+                self._verdicts[key] = verdict
+        return verdict
+
+    async def _check(self, scope: Scope) -> bool:
         request = Request(scope)
         if await self.security.validate_request(request, is_post=True) is not None:
             return False
         if not check_accept_headers(request)[0]:
             return False
-        headers = Headers(scope=scope)
-        content_type = headers.get("content-type", "")
-        if not any(part.strip() == "application/json" for part in content_type.split(";")[0].split(",")):
-            return False
-        declared = headers.get("content-length")
-        return declared is None or (declared.isdigit() and int(declared) <= self.max_body)
+        content_type = Headers(scope=scope).get("content-type", "")
+        return any(part.strip() == "application/json" for part in content_type.split(";")[0].split(","))
 
     async def _traced(self, message: Mapping[str, Any], version: str) -> tuple[bytes, str] | None:
         """`_answer` in the request's server span (none for a request the SDK will answer, which makes its own)."""
@@ -121,15 +146,22 @@ class FastPath:
         """The response body for a well-formed hot request and its error type ("tool_error" for an `isError`
         result, else ""), or None to leave the request to the SDK."""
         method, params = message["method"], message.get("params") or {}
-        try:
-            wire.validate_client_request(method, version, message.get("params"))  # as the SDK checks them
-        except (ValueError, KeyError):  # pydantic's ValidationError is a ValueError
-            return None
-        head = b'{"jsonrpc":"2.0","id":' + _dumps(message["id"]) + b',"result":'
         if method == "tools/call":
             name, arguments = params.get("name"), params.get("arguments")
             if not isinstance(name, str) or not (arguments is None or isinstance(arguments, dict)):
                 return None
+        # The SDK's check of the params for this era. Once it has admitted (method, version), params of
+        # only the fields just checked (no `_meta`) pass it by construction, so only the rest pay for it.
+        plain = "_meta" not in params
+        if not plain or (method, version) not in self._admitted:
+            try:
+                wire.validate_client_request(method, version, message.get("params"))
+            except (ValueError, KeyError):  # pydantic's ValidationError is a ValueError
+                return None
+            if plain:
+                self._admitted.add((method, version))
+        head = b'{"jsonrpc":"2.0","id":' + _dumps(message["id"]) + b',"result":'
+        if method == "tools/call":
             try:
                 result = await self.endpoint.call(name, arguments, legacy=True)
             except MCPError:
