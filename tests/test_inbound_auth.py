@@ -457,6 +457,8 @@ class JwksSwitch:
                 return PlainTextResponse("upstream connect error", status_code=503)
             if self.mode == "slow":
                 await anyio.sleep(AS_TIMEOUT.read + 1)
+            if self.mode == "late":  # slow, but within AS_TIMEOUT
+                await anyio.sleep(0.5)
             if self.mode == "html":
                 return HTMLResponse("<html><body>Sign in</body></html>")
             if self.mode == "no-keys":
@@ -480,6 +482,32 @@ async def switched_verifier(mode: str) -> AsyncIterator[tuple[AuthServer, JwksSw
                 assert (await verifier.verify(auth.issue(subject="first"))).subject == "first"
                 switch.mode = mode
                 yield auth, switch, verifier, now
+            finally:
+                await verifier.aclose()
+
+
+async def test_tokens_that_arrive_during_the_first_jwks_fetch_wait_for_it():
+    """At start-up no key is known yet: tokens that arrive while the first fetch is under way (it opened the
+    refresh window) wait for its keys instead of being refused, and ask nothing more of the server."""
+    with AuthServer(audience="https://gw.example/mcp") as auth:
+        switch = JwksSwitch(auth.jwks_uri, mode="late")
+        with ServerThread(switch.app()) as jwks:
+            verifier = TokenVerifier(InboundAuth(mode="oauth", issuer=auth.url, resource_url="https://gw.example/mcp",
+                                                 jwks_url=f"{jwks.url}/jwks"))
+            subjects: list[str] = []
+
+            async def verify(token: str) -> None:
+                subjects.append((await verifier.verify(token)).subject)
+
+            try:
+                async with anyio.create_task_group() as group:
+                    group.start_soon(verify, auth.issue(subject="first"))
+                    while switch.hits < 1:  # the first fetch is under way
+                        await anyio.sleep(0.01)
+                    for n in range(9):
+                        group.start_soon(verify, auth.issue(subject=f"user{n}"))
+                assert sorted(subjects) == sorted(["first", *(f"user{n}" for n in range(9))])
+                assert switch.hits == 1
             finally:
                 await verifier.aclose()
 

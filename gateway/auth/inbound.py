@@ -130,12 +130,16 @@ class KeyCache:
     async def keys_for(self, kid: str | None, alg: str) -> list[Key]:
         """The keys that may have signed a token with this header; refreshed first when none match."""
         found = self._match(kid, alg)
-        if not self._should_fetch(found):
-            return found  # a refresh in progress opened the window: a known key does not wait for it
-        async with self._lock:
-            found = self._match(kid, alg)
-            if self._should_fetch(found):
-                await self._fetch()
+        if self._should_fetch(found):
+            async with self._lock:
+                found = self._match(kid, alg)
+                if self._should_fetch(found):
+                    await self._fetch()
+                    found = self._match(kid, alg)
+        elif not found and self._lock.locked():
+            # A fetch under way opened the window (the first one, at start-up, when a burst arrives): its
+            # keys may be this token's, so wait for it rather than fail. A known key never waits.
+            async with self._lock:
                 found = self._match(kid, alg)
         return found
 
