@@ -1,9 +1,15 @@
 """Reading a request body ahead of the app that serves it, and handing it on: the bearer-token guard and the
-fast path both look at the JSON-RPC body before the SDK's app does."""
+fast path both look at the JSON-RPC body before the SDK's app does (and parse it once between them)."""
 
 from __future__ import annotations
 
-from starlette.types import Message, Receive
+from typing import Any
+
+from starlette.types import Message, Receive, Scope
+
+from gateway.calls.shape import parse_json
+
+_PARSED = "gateway.parsed_body"  # scope key: (body, its JSON), left by the first reader for the next
 
 
 async def read_body(receive: Receive, limit: int | None = None) -> tuple[bytes | None, bool]:
@@ -35,3 +41,15 @@ def replay(body: bytes, complete: bool, receive: Receive) -> Receive:
         return {"type": "http.request", "body": body, "more_body": not complete}
 
     return replayed
+
+
+def body_json(scope: Scope, body: bytes) -> Any:
+    """`body` parsed as JSON (exact integers beyond 64 bits), once per request: the first reader leaves the
+    result in the scope and the next one, handed the same body, takes it from there. ValueError when it is
+    not JSON."""
+    parsed = scope.get(_PARSED)
+    if parsed is not None and (parsed[0] is body or parsed[0] == body):
+        return parsed[1]
+    value = parse_json(body)
+    scope[_PARSED] = (body, value)
+    return value

@@ -30,14 +30,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import orjson
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.asgi import read_body, replay
+from gateway.asgi import body_json, read_body, replay
 from gateway.auth.inbound import AuthError, TokenVerifier
 from gateway.auth.settings import ANONYMOUS, Identity, InboundAuth
 from gateway.tools.model import ToolSpec
@@ -94,12 +93,8 @@ class ScopePolicy:
         scopes = self.tools[tool]
         return scopes is None or (identity.token is not None and identity.scopes.issuperset(scopes))
 
-    def needed(self, body: bytes) -> tuple[str, ...] | None:
-        """The scopes a token needs for this request body, or None when no token is needed."""
-        try:
-            payload = orjson.loads(body) if body else None
-        except orjson.JSONDecodeError:
-            payload = None
+    def needed(self, payload: Any) -> tuple[str, ...] | None:
+        """The scopes a token needs for this request (its parsed JSON body), or None when no token is needed."""
         needs = [self._needed(message) for message in (payload if isinstance(payload, list) else [payload])]
         if all(need is None for need in needs):
             return None
@@ -161,9 +156,13 @@ class BearerGuard:
         body, _ = await read_body(receive)
         if body is None:  # the client went away
             return
-        needed = self.policy.needed(body)
         try:
-            token = _bearer_token(Headers(scope=scope))
+            payload = body_json(scope, body) if body else None
+        except ValueError:
+            payload = None
+        needed = self.policy.needed(payload)
+        try:
+            token = _bearer_token(scope["headers"])
             identity = ANONYMOUS if token is None else await self.verifier.verify(token)
             if token is not None and self.on_check is not None:
                 self.on_check("ok")
@@ -195,9 +194,10 @@ class BearerGuard:
         await JSONResponse(body, status_code=status, headers={"WWW-Authenticate": header})(scope, receive, send)
 
 
-def _bearer_token(headers: Headers) -> str | None:
-    """The bearer token of the Authorization header; None when there is none (or another scheme is used)."""
-    values = headers.getlist("authorization")
+def _bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The bearer token of the Authorization header (of the ASGI scope's headers); None when there is none
+    (or another scheme is used)."""
+    values = [value.decode("latin-1") for name, value in headers if name == b"authorization"]
     if len(values) > 1:
         raise AuthError("invalid_request", "more than one Authorization header", "malformed")
     if not values:

@@ -32,8 +32,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.asgi import read_body, replay
-from gateway.calls.shape import parse_json
+from gateway.asgi import body_json, read_body, replay
 from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import Tracing
 from gateway.serving.endpoint import Endpoint
@@ -68,7 +67,7 @@ class FastPath:
         body, complete = await read_body(receive, self.max_body)
         if body is None:  # the client went away
             return
-        message = _message(body) if complete and len(body) <= self.max_body else None  # the SDK refuses the rest
+        message = _message(scope, body) if complete and len(body) <= self.max_body else None  # the SDK refuses the rest
         started = time.perf_counter()
         if message is None:
             answered = None
@@ -211,10 +210,10 @@ def _call_result(result: types.CallToolResult) -> dict[str, Any] | None:
     return wire
 
 
-def _message(body: bytes) -> Mapping[str, Any] | None:
+def _message(scope: Scope, body: bytes) -> Mapping[str, Any] | None:
     """A single, plain JSON-RPC request of a hot method, or None."""
     try:
-        message = parse_json(body)  # exact integers beyond 64 bits, which orjson alone would round
+        message = body_json(scope, body)  # parsed by the bearer guard already, when it is on
     except ValueError:
         return None
     if not isinstance(message, dict) or not _ENVELOPE.issuperset(message) or message.get("jsonrpc") != "2.0":
