@@ -14,6 +14,7 @@ import logging
 import random
 import re
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -48,13 +49,45 @@ class RequestIds:
             _request_id.reset(token)
 
 
+class _Seconds:
+    """A timestamp's text up to the second, formatted once per second: every call logs a line, and
+    `time.strftime` for each was a visible part of a call's CPU."""
+
+    __slots__ = ("convert", "fmt", "second", "text")
+
+    def __init__(self, fmt: str, convert: Callable[[float], time.struct_time]) -> None:
+        self.fmt, self.convert = fmt, convert
+        self.second, self.text = -1, ""
+
+    def __call__(self, created: float) -> str:
+        second = int(created)
+        if second != self.second:
+            self.second, self.text = second, time.strftime(self.fmt, self.convert(second))
+        return self.text
+
+
+class TextFormatter(logging.Formatter):
+    """`time level logger message`, the time as `logging.Formatter` writes it by default (local time)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+        self._seconds = _Seconds(self.default_time_format, time.localtime)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return self.default_msec_format % (self._seconds(record.created), record.msecs)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request_id; a JSON message is merged in
     (the audit line's fields become the object's own), and an exception's traceback goes in `exc`."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._seconds = _Seconds("%Y-%m-%dT%H:%M:%S", time.gmtime)
+
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "time": f"{self._seconds(record.created)}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(), "logger": record.name,
         }
         message = record.getMessage()
@@ -82,8 +115,7 @@ def _object(text: str) -> dict[str, object] | None:
 def setup_logging(level: str, fmt: str = "text") -> None:
     """The root handler on stderr, in the configured format; the per-request lines of libraries are muted."""
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if fmt == "json" else
-                         logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     # No record field needs the thread, the process or the caller's source line, and filling them costs
     # more than the rest of a record: the switches the logging HOWTO's "Optimization" section names.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
