@@ -40,6 +40,7 @@ from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import TraceContext, Tracing
 from gateway.redact import install_log_redaction
 from gateway.runtime import Gateway, open_backends
+from gateway.serving.direct import DirectRoutes
 from gateway.serving.endpoint import Endpoint, EndpointTools
 from gateway.serving.fast import FastPath
 from gateway.serving.sdk import sdk_server
@@ -122,7 +123,7 @@ def _with_toolset_audiences(auth: InboundAuth, catalogs: tuple[Catalog, ...]) ->
 
 def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None, *,
                widgets: WidgetRegistry | None = None, metrics: Metrics | None = None,
-               tracing: Tracing | None = None, files: FileFetcher | None = None) -> Starlette:
+               tracing: Tracing | None = None, files: FileFetcher | None = None) -> DirectRoutes:
     """The ASGI app: MCP at the configured path (and each toolset's beneath it), `/healthz` and `/readyz`.
 
     With `server.auth.mode: oauth` the MCP routes are guarded by bearer-token checks and the RFC 9728
@@ -221,7 +222,10 @@ def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None, *,
     if metrics is not None and settings.metrics.port is None:
         routes.append(Route(settings.metrics.path, metrics.endpoint, methods=["GET"]))
     outer = [Middleware(RequestIds), *([Middleware(TraceContext)] if tracing is not None else [])]
-    return Starlette(routes=routes, middleware=[*outer, *middleware], lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=[*outer, *middleware], lifespan=lifespan)
+    paths = {catalog.path for catalog in gw.catalogs} if settings.fast_path else set()  # else the SDK's stack, exactly
+    endpoints = {route.path: route.app for route in routes if isinstance(route, Route) and route.path in paths}
+    return DirectRoutes(app, endpoints, [*outer, *middleware])
 
 
 async def serve_stdio(gw: Gateway) -> None:

@@ -29,14 +29,15 @@ LEGACY = ("2025-11-25", "2025-06-18")
 
 
 class Counting:
-    """Wraps the SDK app behind a fast path: how many requests reached it."""
+    """Wraps an app (the SDK's behind a fast path, say): how many requests reached it."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, kind: str | None = None) -> None:
         self.app = app
+        self.kind = kind  # count only scopes of this type (None: all)
         self.calls = 0
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        self.calls += 1
+        self.calls += self.kind in (None, scope["type"])
         await self.app(scope, receive, send)
 
 
@@ -174,6 +175,37 @@ async def test_search_mode_meta_tools_take_the_fast_path_too(petstore_backend: S
                 same(await http.post(fast, content=content, headers=headers("2025-11-25")),
                      await http.post(sdk, content=content, headers=headers("2025-11-25")))
         assert counting.calls == 0
+
+
+@pytest.mark.anyio
+async def test_the_endpoint_is_served_directly_and_everything_else_by_the_starlette_app(petstore_backend) -> None:
+    """The MCP path skips the Starlette app's router and exception layers; other paths still go through it, and
+    an exception that escapes the endpoint is still a 500 with the request logged by the server."""
+    config = config_from_args(spec=str(SPEC), mapping=str(MAPPING), upstream=f"{petstore_backend.url}/api")
+    app = create_app(load_gateway(config))
+    fast = next(route.endpoint for route in app.routes if isinstance(getattr(route, "endpoint", None), FastPath))
+    starlette = app.app = Counting(app.app, kind="http")  # type: ignore[assignment]
+    with ServerThread(app) as server:
+        async with httpx2.AsyncClient(timeout=30) as http:
+            call = orjson.dumps(rpc("tools/call", {"name": "get_pet", "arguments": {"petId": 1}}))
+            answer = await http.post(f"{server.url}/mcp", content=call, headers=headers("2025-11-25"))
+            assert answer.status_code == 200 and not answer.json()["result"]["isError"]
+            initialize = orjson.dumps(rpc("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                                         "clientInfo": {"name": "t", "version": "1"}}))
+            assert (await http.post(f"{server.url}/mcp", content=initialize,
+                                    headers=headers("2025-11-25"))).status_code == 200  # the SDK, directly too
+            assert starlette.calls == 0
+            assert (await http.get(f"{server.url}/healthz")).status_code == 200
+            assert (await http.post(f"{server.url}/mcp/", content=call, headers=headers("2025-11-25"))).status_code \
+                in (307, 404)  # not the endpoint's exact path: the Starlette app answers as it would
+            assert starlette.calls == 2
+
+            async def broken(scope: Any, receive: Any, send: Any) -> None:
+                raise RuntimeError("a bug")
+
+            fast.sdk = broken
+            failed = await http.post(f"{server.url}/mcp", content=initialize, headers=headers("2025-11-25"))
+            assert (failed.status_code, failed.text) == (500, "Internal Server Error")
 
 
 @pytest.mark.parametrize("result", [
