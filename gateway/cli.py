@@ -106,6 +106,9 @@ def cmd_tools(args: argparse.Namespace) -> int:
     return 0
 
 
+GC_GEN0_THRESHOLD = 10_000
+"""Allocations between two youngest-generation collections while serving (CPython's default is 700)."""
+
 WORKER_ARGV = "GATEWAY_WORKER_ARGV"
 """Environment variable that hands `gateway serve`'s command line to the worker processes of `--workers`."""
 
@@ -131,9 +134,12 @@ def _app(config: GatewayConfig, metrics: Any = None, tracing: Any = None) -> Any
     log.info("serving %d tools at http://%s:%d%s", len(gw.tools), settings.host, settings.port, settings.path)
     app = create_app(gw, metrics=metrics, tracing=tracing)
     # What start-up built lives as long as the process: moved out of the collector's view, it is not
-    # scanned again by every collection the calls trigger.
+    # scanned again by every collection the calls trigger. A call's objects are freed by reference
+    # counting, not by the collector; collecting after every 700 allocations (the default) instead of
+    # GC_GEN0_THRESHOLD cost ~5% of a small call's CPU under load.
     gc.collect()
     gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
     return app
 
 
@@ -151,8 +157,10 @@ def _serve_http(args: argparse.Namespace, config: GatewayConfig) -> None:
     from gateway.serving.lifecycle import GatewayServer, ReloadingApp, watch
 
     settings = config.server
+    # No `server: uvicorn` header: an answer need not name the software behind it.
     options = {"host": settings.host, "port": settings.port, "log_level": "warning", "access_log": False,
-               "lifespan": "on", "timeout_graceful_shutdown": settings.shutdown_grace_seconds}
+               "lifespan": "on", "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
+               "server_header": False}
     if args.workers > 1:
         # Each worker builds its own gateway from the same files; uvicorn's supervisor binds the port once,
         # shares the socket with every worker, restarts one that dies, and restarts them all on SIGHUP.
