@@ -16,7 +16,7 @@ import io
 import logging
 import sys
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from mcp.server import Server
@@ -36,7 +36,6 @@ from gateway.calls.pipeline import CallPolicy, build_policy
 from gateway.config import ServerSettings
 from gateway.discovery.catalog import CALL_TOOL, Catalog
 from gateway.observability.logs import RequestIds
-from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import TraceContext, Tracing
 from gateway.redact import install_log_redaction
 from gateway.runtime import Gateway, open_backends
@@ -45,6 +44,9 @@ from gateway.serving.endpoint import Endpoint, EndpointTools
 from gateway.serving.fast import FastPath
 from gateway.serving.sdk import sdk_server
 from gateway.widgets import WidgetRegistry
+
+if TYPE_CHECKING:
+    from gateway.observability.metrics import Metrics
 
 log = logging.getLogger("gateway.server")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -135,6 +137,8 @@ def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None, *,
     """
     settings = gw.config.server
     if metrics is None and settings.metrics.enabled:
+        from gateway.observability.metrics import Metrics  # prometheus_client, loaded only when asked for
+
         metrics = Metrics()
     if backends is None:
         backends = open_backends(gw, metrics.token_answer if metrics is not None else None)

@@ -18,7 +18,6 @@ import os
 from pathlib import Path
 
 import httpx2
-from cryptography import x509
 
 from gateway.auth.oauth import (
     AccessToken,
@@ -51,6 +50,8 @@ def certificate_signer(path: Path) -> PrivateKeyJwt:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not PEM text"
         raise ValueError(f"cannot read {path}: {reason}") from None
+    from cryptography import x509  # loaded only where a certificate is used
+
     try:
         certificate = x509.load_pem_x509_certificates(data.encode("utf-8"))[0]
     except ValueError:

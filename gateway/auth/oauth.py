@@ -28,18 +28,16 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from secrets import token_urlsafe
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote
 
 import httpx2
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
-from joserfc import jwt
-from joserfc.jwk import import_key
 
 from gateway.auth.provider import CredentialError, OutboundRequest, set_bearer
 from gateway.auth.settings import Identity, Secret
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 log = logging.getLogger("gateway.auth")
 
@@ -123,6 +121,11 @@ class PrivateKeyJwt:
 
     def __init__(self, private_key_pem: str, *, key_id: str | None = None,
                  certificate: x509.Certificate | None = None) -> None:
+        # Loaded with the first signer: most gateways never sign an assertion.
+        from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+        from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
+        from joserfc.jwk import import_key
+
         data = private_key_pem.encode("utf-8")
         try:
             key = load_pem_private_key(data, password=None)
@@ -150,6 +153,8 @@ class PrivateKeyJwt:
         now = int(time.time())
         claims = {"iss": client_id, "sub": client_id, "aud": audience, "jti": token_urlsafe(16),
                   "iat": now, "nbf": now, "exp": now + 300}
+        from joserfc import jwt
+
         return jwt.encode(self._header, claims, self._key, algorithms=[self._algorithm])
 
 

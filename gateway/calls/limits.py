@@ -15,15 +15,14 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-from limits import RateLimitItem, parse_many
-from limits.aio.strategies import MovingWindowRateLimiter
-from limits.errors import ConfigurationError, StorageError
-from limits.storage import storage_from_string
 
 from gateway.auth.settings import RateLimits
 from gateway.errors import ConfigError
+
+if TYPE_CHECKING:  # `limits` loads with the first rate limiter: most gateways configure none
+    from limits import RateLimitItem
 
 log = logging.getLogger("gateway.limits")
 _REDIS_SCHEMES = ("redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster")
@@ -53,6 +52,8 @@ def _describe(item: RateLimitItem, per: str) -> str:
 def _rules(text: str | None, scope: str, per: str, where: str) -> list[_Rule]:
     if not text:
         return []
+    from limits import parse_many
+
     try:
         items = parse_many(text)
     except ValueError:
@@ -80,7 +81,12 @@ class RateLimiter:
     def __init__(self, settings: RateLimits, where: str = "server.rate_limits") -> None:
         self._rules = [*_rules(settings.per_caller, "caller", "per caller", f"{where}.per_caller"),
                        *_rules(settings.per_tool, "tool", "per caller for this tool", f"{where}.per_tool")]
+        from limits.aio.strategies import MovingWindowRateLimiter
+        from limits.errors import ConfigurationError, StorageError
+        from limits.storage import storage_from_string
+
         uri, options = _storage_uri(settings.storage)
+        self._storage_errors = (StorageError, TimeoutError)
         try:
             self._storage = storage_from_string(uri, wrap_exceptions=True, **options)
         except ConfigurationError as exc:
@@ -108,7 +114,7 @@ class RateLimiter:
                 for rule, key in keyed:
                     if not await self._strategy.hit(rule.item, *key):  # another call took the last room meanwhile
                         return await self._refusal(rule, key)
-        except (StorageError, TimeoutError) as exc:
+        except self._storage_errors as exc:
             problem = str(exc) or f"no answer within {self._timeout:g} s"
             if self._fail_closed:
                 log.warning("rate limit storage unavailable, call refused (on_storage_error: fail_closed): %s",

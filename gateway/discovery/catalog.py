@@ -14,14 +14,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from gateway.config import DiscoverySettings
-from gateway.discovery.documents import ToolDocument
-from gateway.discovery.index import SearchHit, ToolIndex
 from gateway.discovery.toolsets import Toolset
 from gateway.mapping.model import DiscoveryMode
 from gateway.tools.model import ToolSpec
+
+if TYPE_CHECKING:  # the index's modules (BM25, numpy, the embedding model) load with the first index only
+    from gateway.discovery.index import SearchHit, ToolIndex
 
 SEARCH_TOOL = "search_tools"
 CALL_TOOL = "call_tool"
@@ -86,6 +87,9 @@ class LazyIndex:
         if self._index is None:
             with self._lock:
                 if self._index is None:
+                    from gateway.discovery.documents import ToolDocument
+                    from gateway.discovery.index import ToolIndex
+
                     self._index = ToolIndex.build([ToolDocument.from_tool(tool) for tool in self._tools])
         return self._index
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 import orjson
@@ -33,9 +33,11 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.asgi import body_json, read_body, replay
-from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import Tracing
 from gateway.serving.endpoint import Endpoint
+
+if TYPE_CHECKING:
+    from gateway.observability.metrics import Metrics
 
 _ENVELOPE = frozenset({"jsonrpc", "id", "method", "params"})
 _PARAMS = {"tools/call": frozenset({"name", "arguments", "_meta"}), "tools/list": frozenset({"_meta"}),

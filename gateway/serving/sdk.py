@@ -4,16 +4,18 @@ does not (initialize, resources, errors, 2026-07-28 requests) and the stdio tran
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 from mcp.server import Server
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 import gateway
-from gateway.observability.metrics import Metrics
 from gateway.serving.endpoint import Endpoint
 from gateway.widgets import MCP_APP_MIME, UI_EXTENSION
+
+if TYPE_CHECKING:
+    from gateway.observability.metrics import Metrics
 
 
 def sdk_server(endpoint: Endpoint, metrics: Metrics | None = None) -> Server[Any]:
