@@ -5,7 +5,6 @@ backend and talk to it with the SDK client advertising the MCP Apps extension, i
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -282,7 +281,33 @@ def test_served_html_fills_both_placeholders() -> None:
     }
     match = URI.match(widget.uri)
     assert match and match["tool"] == "list_pets"
-    assert match["hash"] == hashlib.sha256(widget.html.encode()).hexdigest()[:12]
+    assert WidgetRegistry.build(gw.tools, gw.config.server.widgets).widgets["list_pets"].uri == widget.uri
+
+
+def test_a_widget_uri_changes_exactly_when_its_html_does(library: Path) -> None:
+    """The URI is content-addressed (hosts cache a widget by it): a new runtime, template or configuration
+    gives a new URI, and the same ones give the same URI."""
+    gw = gateway_for(SPEC, MAPPING)
+
+    def uris(folder: Path, options: WidgetOptions | None = None) -> dict[str, str]:
+        registry = WidgetRegistry.build(gw.tools, options or gw.config.server.widgets, folder)
+        return {name: widget.uri for name, widget in registry.widgets.items()}
+
+    first = uris(library)
+    assert uris(library) == first
+    runtime = library / "runtime.js"
+    runtime.write_text(runtime.read_text() + "\n// changed")
+    changed_runtime = uris(library)
+    assert all(changed_runtime[name] != first[name] for name in first)
+    template = library / "table.html"
+    template.write_text(template.read_text().replace("<body>", "<body class=changed>"))
+    changed_template = uris(library)
+    tables = [name for name, widget in WidgetRegistry.build(gw.tools, gw.config.server.widgets, library)
+              .widgets.items() if widget.config["kind"] == "table"]
+    assert tables and all(changed_template[name] != changed_runtime[name] for name in tables)
+    assert all(changed_template[name] == changed_runtime[name] for name in first if name not in tables)
+    no_fullscreen = uris(library, replace(gw.config.server.widgets, fullscreen=False))  # the config differs
+    assert all(no_fullscreen[name] != changed_template[name] for name in tables)
 
 
 def test_packaged_templates_have_each_placeholder_once() -> None:
@@ -505,7 +530,7 @@ async def test_resources_and_descriptors_over_mcp(petstore_upstream: str, legacy
         (content,) = read.contents
         assert isinstance(content, types.TextResourceContents)
         assert content.uri == resource.uri and content.mime_type == MCP_APP_MIME
-        assert resource.uri.endswith(f"-{hashlib.sha256(content.text.encode()).hexdigest()[:12]}.html")
+        assert URI.match(resource.uri)
         assert Scripts(content.text).config()["tool"] == name
         modes = {DISPLAY_MODES_META: ["inline", "fullscreen"]} if specs[name].kind == "table" else {}
         assert content.meta == resource.meta == {
