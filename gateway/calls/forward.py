@@ -21,7 +21,6 @@ aiohttp rather than httpx2 for this path: on a 2-core machine it costs about a f
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import time
 from collections.abc import Mapping
@@ -144,7 +143,7 @@ class Backend:
         started = time.perf_counter()
         truncated = False
         try:
-            async with asyncio.timeout(read), session.request(
+            async with session.request(
                 outbound.method, yarl.URL(outbound.url, encoded=True), headers=outbound.headers,
                 data=outbound.content or None, allow_redirects=False, timeout=self._timeout(read),
             ) as response:
@@ -197,11 +196,11 @@ class Backend:
         return self._session
 
     def _timeout(self, read: float) -> aiohttp.ClientTimeout:
-        """Socket connect within the connect timeout (never past `read`); the overall deadline is the caller's
-        `asyncio.timeout`, so it also covers the wait for a pooled connection and DNS."""
+        """Socket connect within the connect timeout (never past `read`); `read` bounds the whole exchange:
+        aiohttp's `total` runs from before the wait for a pooled connection (and DNS) until the body is read."""
         timeout = self._timeouts.get(read)
         if timeout is None:
-            timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_read=None,
+            timeout = aiohttp.ClientTimeout(total=read, connect=None, sock_read=None,
                                             sock_connect=min(self.timeouts.connect, read))
             if len(self._timeouts) < 64:
                 self._timeouts[read] = timeout
