@@ -11,11 +11,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.config import GatewayConfig, config_from_args, load_config
 from gateway.errors import GatewayError
 from gateway.observability.logs import setup_logging
+
+if TYPE_CHECKING:
+    from gateway.config import GatewayConfig
 
 log = logging.getLogger("gateway")
 
@@ -39,6 +41,8 @@ def _add_source(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> GatewayConfig:
+    from gateway.config import config_from_args, load_config
+
     if args.config:
         flags = ("spec", "mapping", "upstream", "auth_issuer", "resource_url", "required_scopes", "no_auth")
         if any(getattr(args, flag) for flag in flags):
@@ -127,7 +131,7 @@ def _app(config: GatewayConfig, metrics: Any = None, tracing: Any = None) -> Any
     from gateway.runtime import load_gateway
     from gateway.server import create_app
 
-    gw = load_gateway(config)
+    gw = load_gateway(config, lint=False)
     for warning in gw.warnings:
         log.warning("%s", warning)
     settings = config.server
@@ -137,14 +141,25 @@ def _app(config: GatewayConfig, metrics: Any = None, tracing: Any = None) -> Any
     # scanned again by every collection the calls trigger. A call's objects are freed by reference
     # counting, not by the collector; collecting after every 700 allocations (the default) instead of
     # GC_GEN0_THRESHOLD cost ~5% of a small call's CPU under load.
-    gc.collect()
+    _collect_from_now_on()
+    return app
+
+
+def _collect_from_now_on() -> None:
+    """End of start-up: freeze what it built and turn the collector (off since `cmd_serve` began) back on.
+
+    Start-up builds a few hundred thousand objects that live as long as the process (the SDK's models, a
+    large API's tools and widgets); collections while they are built free almost nothing and cost a tenth of
+    it, and so would a full collection before the freeze, for the few thousand objects of cyclic garbage
+    loading leaves."""
     gc.freeze()
     gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
-    return app
+    gc.enable()
 
 
 def worker_app() -> Any:
     """The app of one worker process of `gateway serve --workers N`, from the command line the parent passed."""
+    gc.disable()  # until `_app` has built the gateway
     args = build_parser().parse_args(json.loads(os.environ[WORKER_ARGV]))
     config = _config(args)
     setup_logging(config.server.log_level, config.server.log_format)
@@ -223,6 +238,7 @@ def _watched(args: argparse.Namespace, config: GatewayConfig) -> list[Path]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    gc.disable()  # until the gateway is built (`_collect_from_now_on`)
     config = _config(args)
     setup_logging(config.server.log_level, config.server.log_format)
     if args.stdio:
@@ -231,12 +247,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         if args.workers > 1:
             raise SystemExit("gateway: --workers serves HTTP; stdio serves one client in one process")
-        run_async(serve_stdio(load_gateway(config)))
+        gw = load_gateway(config, lint=False)
+        _collect_from_now_on()
+        run_async(serve_stdio(gw))
     else:
         if args.workers > 1:
             from gateway.runtime import load_gateway
 
-            load_gateway(config)  # every problem is reported once, here, before any worker starts
+            load_gateway(config, lint=False)  # every problem is reported once, here, before any worker starts
+            gc.enable()  # this process only supervises the workers
         _serve_http(args, config)
     return 0
 

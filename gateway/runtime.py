@@ -74,8 +74,8 @@ class Gateway:
         return "\n\n".join(parts) or None
 
 
-def load_backend(config: BackendConfig, taken: set[str]) -> LoadedBackend:
-    api = load_spec(config.spec)
+def load_backend(config: BackendConfig, taken: set[str], *, lint: bool = True) -> LoadedBackend:
+    api = load_spec(config.spec, lint=lint)
     mapping = load_mapping(config.mapping) if config.mapping else default_mapping()
     selected, diagnostics = select_operations(api, mapping)
     generator = ToolGenerator(api, backend=config.name, prefix=config.tool_prefix)
@@ -85,11 +85,12 @@ def load_backend(config: BackendConfig, taken: set[str]) -> LoadedBackend:
     return LoadedBackend(config, api, mapping, tuple(tools), (*api.warnings, *diagnostics, *generator.warnings))
 
 
-def load_gateway(config: GatewayConfig) -> Gateway:
+def load_gateway(config: GatewayConfig, *, lint: bool = True) -> Gateway:
+    """Every backend's spec, mapping and tools, the widgets and the discovery catalogs; `lint` as `load_spec`'s."""
     taken: set[str] = set()
     loaded = []
     for backend in config.backends:
-        item = load_backend(backend, taken)
+        item = load_backend(backend, taken, lint=lint)
         taken.update(t.name for t in item.tools)
         loaded.append(item)
     tools = {t.name: t for b in loaded for t in b.tools}

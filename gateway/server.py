@@ -28,7 +28,6 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from gateway.auth.http import ResourceServer, ScopePolicy
-from gateway.auth.inbound import TokenVerifier
 from gateway.auth.settings import InboundAuth
 from gateway.calls.files import FileFetcher
 from gateway.calls.forward import Backend
@@ -154,8 +153,11 @@ def create_app(gw: Gateway, backends: Mapping[str, Backend] | None = None, *,
                     settings.path)
     jwks = (lambda result: metrics.jwks.labels(result).inc()) if metrics is not None else None
     token_checks = (lambda result: metrics.tokens.labels(result).inc()) if metrics is not None else None
-    verifier = TokenVerifier(_with_toolset_audiences(settings.auth, gw.catalogs), on_fetch=jwks) \
-        if settings.auth.mode == "oauth" else None
+    verifier = None
+    if settings.auth.mode == "oauth":
+        from gateway.auth.inbound import TokenVerifier  # joserfc and cryptography: loaded when tokens are checked
+
+        verifier = TokenVerifier(_with_toolset_audiences(settings.auth, gw.catalogs), on_fetch=jwks)
     servers: list[Server[Any]] = []
     routes: list[BaseRoute] = []
     middleware: list[Any] = []

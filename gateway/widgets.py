@@ -21,6 +21,7 @@ resource, the pattern older Apps SDK hosts read.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -79,6 +80,7 @@ class Widget:
     template: str
     runtime: str
     config: Mapping[str, Any]
+    config_json: str  # `config` as `script_json` writes it, once
     uri: str
     meta: Mapping[str, Any]
     skybridge_uri: str | None = None
@@ -88,11 +90,15 @@ class Widget:
     def html(self) -> str:
         """The served HTML, filled in when read: hundreds of ~40 kB pages need not sit in memory, since hosts
         read each once and cache it (the template and runtime strings are shared by every widget)."""
-        return fill(self.template, self.runtime, self.config)
+        return _fill(self.template, self.runtime, self.config_json)
 
     @property
     def size(self) -> int:
-        return len(self.html.encode("utf-8"))
+        """The HTML's length in bytes, from its parts' (each placeholder is replaced once): `resources/list`
+        gives every widget's size, and filling hundreds of pages to measure them cost a tenth of start-up."""
+        return (_utf8_length(self.template) - len(RUNTIME_PLACEHOLDER) - len(CONFIG_PLACEHOLDER)
+                + _utf8_length(self.runtime) + len(_RUNTIME_OPEN) + len(_CONFIG_OPEN) + 2 * len(_SCRIPT_CLOSE)
+                + len(self.config_json.encode("utf-8")))
 
     @property
     def output_template(self) -> str:
@@ -247,8 +253,8 @@ class _Templates:
         self.checked: set[str] = set()  # templates and runtimes already checked
         self.digests: dict[str, bytes] = {}  # text -> its SHA-256
 
-    def digest(self, template: str, runtime: str, config: Any) -> str:
-        """The content address of `fill(template, runtime, config)`, from digests of its parts: a widget's
+    def digest(self, template: str, runtime: str, config_json: str) -> str:
+        """The content address of the filled-in page, from digests of its parts: a widget's
         URI changes whenever its HTML would, without building and hashing every widget's HTML at start-up
         (GitHub's spec has 541 widgets, over 20 MB of it)."""
         parts = []
@@ -256,7 +262,7 @@ class _Templates:
             if text not in self.digests:
                 self.digests[text] = hashlib.sha256(text.encode("utf-8")).digest()
             parts.append(self.digests[text])
-        parts.append(script_json(config).encode("utf-8"))
+        parts.append(config_json.encode("utf-8"))
         return hashlib.sha256(b"\0".join(parts)).hexdigest()[:12]
 
     def _built_in(self, name: str) -> str:
@@ -310,7 +316,8 @@ def _widget(tool: ToolSpec, spec: WidgetSpec, templates: _Templates, options: Wi
                                          "times")
         templates.checked.add(template)
     runtime, config = templates.runtime(), widget_config(tool, spec, options)
-    digest = templates.digest(template, runtime, config)
+    config_json = script_json(config)
+    digest = templates.digest(template, runtime, config_json)
     description = spec.description or f"{spec.title}: {_DESCRIPTIONS[spec.kind]}."
     return Widget(
         tool=tool.name,
@@ -319,6 +326,7 @@ def _widget(tool: ToolSpec, spec: WidgetSpec, templates: _Templates, options: Wi
         template=template,
         runtime=runtime,
         config=config,
+        config_json=config_json,
         uri=f"ui://widget/{tool.name}-{digest}.html",
         meta=resource_meta(spec, description, options, config["displayModes"]),
         skybridge_uri=f"ui://widget/{tool.name}-{digest}.skybridge.html" if options.skybridge else None,
@@ -399,11 +407,24 @@ def script_json(value: Any) -> str:
 
 def fill(template: str, runtime: str, config: Any) -> str:
     """The served HTML: both placeholders replaced in one pass, so nothing inserted is scanned again."""
-    parts = {
-        "runtime": f"<script>{runtime}</script>",
-        "config": f'<script type="application/json" id="gateway-widget-config">{script_json(config)}</script>',
-    }
+    return _fill(template, runtime, script_json(config))
+
+
+_RUNTIME_OPEN = "<script>"
+_CONFIG_OPEN = '<script type="application/json" id="gateway-widget-config">'
+_SCRIPT_CLOSE = "</script>"
+
+
+def _fill(template: str, runtime: str, config_json: str) -> str:
+    parts = {"runtime": f"{_RUNTIME_OPEN}{runtime}{_SCRIPT_CLOSE}",
+             "config": f"{_CONFIG_OPEN}{config_json}{_SCRIPT_CLOSE}"}
     return _PLACEHOLDER.sub(lambda match: parts[match.group(1)], template)
+
+
+@functools.lru_cache(maxsize=16)
+def _utf8_length(text: str) -> int:
+    """Bytes of `text` in UTF-8; the template and runtime, shared by every widget, are measured once."""
+    return len(text.encode("utf-8"))
 
 
 def link_domains(spec: WidgetSpec, options: WidgetOptions) -> list[str]:

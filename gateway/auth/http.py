@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from starlette.datastructures import QueryParams
@@ -37,9 +37,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.asgi import body_json, read_body, replay
-from gateway.auth.inbound import AuthError, TokenVerifier
-from gateway.auth.settings import ANONYMOUS, Identity, InboundAuth
+from gateway.auth.settings import ANONYMOUS, AuthError, Identity, InboundAuth
 from gateway.tools.model import ToolSpec
+
+if TYPE_CHECKING:
+    from gateway.auth.inbound import TokenVerifier
 
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 §2.1
@@ -219,7 +221,11 @@ class ResourceServer:
                  on_check: Callable[[str], None] | None = None) -> None:
         """`verifier` may be shared by several endpoints; `resource_url` is this endpoint's (default: the
         configured one)."""
-        self.verifier = verifier or TokenVerifier(auth)
+        if verifier is None:
+            from gateway.auth.inbound import TokenVerifier
+
+            verifier = TokenVerifier(auth)
+        self.verifier = verifier
         self.on_check = on_check
         self.auth = auth
         self.policy = policy

@@ -30,7 +30,7 @@ from joserfc.errors import ClaimError, ExpiredTokenError, JoseError, MissingClai
 from joserfc.jwk import JWKRegistry, Key, KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
-from gateway.auth.settings import Identity, InboundAuth, Secret
+from gateway.auth.settings import AuthError, Identity, InboundAuth, Secret
 
 log = logging.getLogger("gateway.auth")
 
@@ -49,17 +49,6 @@ _CLAIM_PROBLEMS = {
 }
 _CLAIM_REASONS = {"iss": "bad_issuer", "aud": "bad_audience", "exp": "expired", "nbf": "not_yet_valid",
                   "iat": "issued_in_future"}
-
-
-class AuthError(Exception):
-    """A token was refused. `error` is the RFC 6750 code; `description` is short and never echoes the token;
-    `reason` is a fixed word for metrics (`expired`, `bad_audience`, `unknown_key`, ...)."""
-
-    def __init__(self, error: str, description: str, reason: str = "invalid") -> None:
-        super().__init__(f"{error}: {description}")
-        self.error = error
-        self.description = description
-        self.reason = reason
 
 
 def _invalid(description: str, reason: str) -> AuthError:

@@ -160,3 +160,14 @@ class Identity:
 
 
 ANONYMOUS = Identity(subject=None, client_id=None, scopes=frozenset())
+
+
+class AuthError(Exception):
+    """A token was refused. `error` is the RFC 6750 code; `description` is short and never echoes the token;
+    `reason` is a fixed word for metrics (`expired`, `bad_audience`, `unknown_key`, ...)."""
+
+    def __init__(self, error: str, description: str, reason: str = "invalid") -> None:
+        super().__init__(f"{error}: {description}")
+        self.error = error
+        self.description = description
+        self.reason = reason

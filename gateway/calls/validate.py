@@ -16,10 +16,16 @@ def compile_validator(schema: Mapping[str, Any]) -> Callable[[Any], list[Violati
 
     Formats are annotations, as JSON Schema 2020-12 says: the backend remains the judge of a date or
     an e-mail address; types, required properties, enums, ranges and patterns are enforced here.
+
+    The schema is compiled on the first call, not here: a large API's tools are mostly never called by
+    one process, and compiling them all took a tenth of its start-up (and their memory for good).
     """
-    validator = jsonschema_rs.validator_for(dict(schema), validate_formats=False)
+    compiled: list[Any] = []
 
     def violations(instance: Any) -> list[Violation]:
+        if not compiled:
+            compiled.append(jsonschema_rs.validator_for(dict(schema), validate_formats=False))
+        validator = compiled[0]
         try:
             if validator.is_valid(instance):
                 return []

@@ -17,7 +17,6 @@ from gateway.spec import openapi3, pointer, swagger2
 from gateway.spec.model import Operation, RequestBody, Response, SchemaDialect
 from gateway.spec.openapi3 import ObjectError
 from gateway.spec.refs import RefError, deref, locate
-from gateway.spec.validate import check_operation
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 _IGNORED_HEADERS = frozenset({"content-type", "authorization"})
@@ -30,7 +29,8 @@ class OperationBuilder:
     """Builds the operations of one bundled document and collects the warnings met on the way."""
 
     def __init__(
-        self, document: Mapping[str, Any], name: str, spec_version: str, dialect: SchemaDialect, base_url: str | None
+        self, document: Mapping[str, Any], name: str, spec_version: str, dialect: SchemaDialect, base_url: str | None,
+        *, lint: bool = True,
     ) -> None:
         self._document = document
         self._name = name
@@ -39,6 +39,11 @@ class OperationBuilder:
         self._base_url = base_url
         self._host_parameters = swagger2.host_parameter_names(document) if self._swagger2 else frozenset()
         self.warnings: list[Diagnostic] = []
+        self._check = None
+        if lint and not self._swagger2:
+            from gateway.spec.validate import check_operation  # openapi-pydantic's models: a tenth of start-up
+
+            self._check = check_operation
 
     def warn(self, at: str, message: str) -> None:
         self.warnings.append(Diagnostic(locate(self._document, self._name, at), message))
@@ -82,8 +87,8 @@ class OperationBuilder:
     def _operation(self, path: str, method: str, op: Any, at: str, item: Mapping[str, Any], item_at: str) -> Operation:
         if not isinstance(op, Mapping):
             raise ObjectError(at, "the operation is not an object")
-        if not self._swagger2:
-            for problem_at, message in check_operation(op, at, self._dialect):
+        if self._check is not None:
+            for problem_at, message in self._check(op, at, self._dialect):
                 self.warn(problem_at, message)
         located = self._parameters(path, item.get("parameters"), item_at, op.get("parameters"), at)
         if self._swagger2:
