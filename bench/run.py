@@ -131,6 +131,11 @@ def gateway_has_workers(gateway: list[str]) -> bool:
 def toolchain(args: argparse.Namespace) -> Toolchain:
     nginx, wrk = ensure_system_tools()
     gateway, gateway_python = find_gateway(args.gateway)
+    # An installed gateway (pip, the image) has its modules compiled; the checkout's editable install compiles
+    # them on each start when the environment forbids writing bytecode (PYTHONDONTWRITEBYTECODE). Compile them
+    # once, so cold starts measure what a deployment runs.
+    subprocess.run([gateway_python, "-m", "compileall", "-q", str(CHECKOUT / "gateway"), str(CHECKOUT / "widgets")],
+                   check=True)
     return Toolchain(nginx=nginx, wrk=wrk, gateway=gateway, gateway_python=gateway_python,
                      fastmcp_python=ensure_fastmcp_venv(Path(args.fastmcp_venv)),
                      gateway_workers=gateway_has_workers(gateway))
@@ -207,8 +212,26 @@ def refuses_anonymous(url: str) -> bool:
 
 # -- phases --------------------------------------------------------------------------------------------------
 
-def cold_starts(procs: Processes, servers: dict[str, Launch], results: dict[str, RowResult], runs: int) -> None:
-    """Spawn → first tools/list answer on GitHub's spec (≈ 1,000 operations), then VmHWM; median of `runs`."""
+IMPORT_FLOORS = {"fastmcp": "import fastmcp", "gateway": "import mcp.server.streamable_http, mcp_types"}
+"""What each server cannot start without: its MCP framework's import, timed in a fresh process."""
+FLOOR_PROBE = ("import time, sys; t = time.perf_counter(); exec(sys.argv[1]); dt = time.perf_counter() - t; "
+               "print(dt, next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))")
+FIRST_SEARCH = {"name": "search_tools", "arguments": {"query": "list the open issues of a repository"}}
+
+
+def cold_starts(procs: Processes, servers: dict[str, Launch], results: dict[str, RowResult], runs: int,
+                tools: Toolchain) -> None:
+    """Spawn → first tools/list answer on GitHub's spec (723 tools), then VmHWM; median of `runs`. The gateway
+    starts once per discovery mode: flat, and search, whose peak is read after the first search (the index is
+    built in the background once the gateway serves). FastMCP has one mode, which lists every tool."""
+    for row, code in IMPORT_FLOORS.items():
+        python = tools.fastmcp_python if row == "fastmcp" else tools.gateway_python
+        floors = [subprocess.run([python, "-c", FLOOR_PROBE, code], capture_output=True, text=True, check=True)
+                  .stdout.split() for _ in range(runs)]
+        results[row].import_floor_s = statistics.median(float(seconds) for seconds, _ in floors)
+        results[row].import_floor_mb = statistics.median(int(kb) / 1024 for _, kb in floors)
+        say(f"import floor {row:11} {results[row].import_floor_s:6.2f} s  peak RSS "
+            f"{results[row].import_floor_mb:5.0f} MB  ({code})")
     if not GITHUB_SPEC.exists():
         for row in ("fastmcp", "gateway", "gateway_2w"):
             if row in servers:
@@ -217,19 +240,47 @@ def cold_starts(procs: Processes, servers: dict[str, Launch], results: dict[str,
     for row in ("fastmcp", "gateway", "gateway_2w"):
         if row not in servers:
             continue
-        times, peaks = [], []
         try:
-            for _ in range(runs):
-                server, seconds = start_mcp(procs, replace(servers[row], name=f"{row}-cold"), GITHUB_SPEC, expect="")
-                peaks.append(tree_peak_rss_mb(server.pid))
-                times.append(seconds)
-                procs.stop(server)
+            if row == "fastmcp":
+                seconds, peak, _ = _cold_start(procs, servers[row], runs)
+                results[row].cold_start_s = results[row].cold_start_flat_s = seconds
+                results[row].rss_cold_mb = results[row].rss_flat_mb = peak
+                continue
+            flat = _with_flags(servers[row], "--discovery", "flat")
+            results[row].cold_start_flat_s, results[row].rss_flat_mb, _ = _cold_start(procs, flat, runs)
+            search = _with_flags(servers[row], "--discovery", "search")
+            results[row].cold_start_s, results[row].rss_cold_mb, results[row].first_search_s = _cold_start(
+                procs, search, runs, search_first=True)
         except StartError as exc:
             results[row].cold_start_note = f"cold start failed: {str(exc).splitlines()[0]}"
             say(str(exc))
             continue
-        results[row].cold_start_s, results[row].rss_cold_mb = statistics.median(times), statistics.median(peaks)
-        say(f"cold start  {row:12} {results[row].cold_start_s:6.2f} s  peak RSS {results[row].rss_cold_mb:5.0f} MB")
+        r = results[row]
+        say(f"cold start  {row:12} flat {r.cold_start_flat_s:5.2f} s {r.rss_flat_mb:4.0f} MB; search "
+            f"{r.cold_start_s:5.2f} s {r.rss_cold_mb:4.0f} MB"
+            + (f", first search at {r.first_search_s:5.2f} s" if r.first_search_s is not None else ""))
+
+
+def _with_flags(launch: Launch, *flags: str) -> Launch:
+    return replace(launch, argv=lambda spec, port: [*launch.argv(spec, port), *flags])
+
+
+def _cold_start(procs: Processes, launch: Launch, runs: int, search_first: bool = False
+                ) -> tuple[float, float, float | None]:
+    """Medians over `runs` of: spawn to tools/list, peak RSS, and (`search_first`) spawn to a search's answer."""
+    times, peaks, searches = [], [], []
+    for _ in range(runs):
+        started = time.monotonic()
+        server, seconds = start_mcp(procs, replace(launch, name=f"{launch.name}-cold"), GITHUB_SPEC, expect="")
+        if search_first:
+            answer = mcp_request(server.url, "tools/call", FIRST_SEARCH, timeout=120)
+            if not answer.get("result", {}).get("structuredContent", {}).get("tools"):
+                raise server.fail(f"search_tools found nothing: {str(answer)[:200]}")
+            searches.append(time.monotonic() - started)
+        peaks.append(tree_peak_rss_mb(server.pid))
+        times.append(seconds)
+        procs.stop(server)
+    return statistics.median(times), statistics.median(peaks), statistics.median(searches) if searches else None
 
 
 def warm_up(procs: Processes, wrk: str, targets: dict[str, Target], results: dict[str, RowResult],
@@ -284,7 +335,7 @@ def measure(args: argparse.Namespace, tools: Toolchain, procs: Processes, workdi
         results["gateway_jwt"].status = f"the authorization server did not start: {str(exc).splitlines()[0]}"
         say(str(exc))
     servers = launches(tools, nginx.url, auth)
-    cold_starts(procs, servers, results, args.cold_runs)
+    cold_starts(procs, servers, results, args.cold_runs, tools)
     targets = {"nginx": Target("rest", nginx.url, nginx.pid, marker)}
     for row, launch in servers.items():
         try:

@@ -108,9 +108,8 @@ class Backend:
         self._defaults = list(defaults.values())
         self._default_names = list(defaults)
         self._max_connections = max_connections
-        if verify is None and base.scheme == "https":
-            verify = httpx2.create_ssl_context(trust_env=False)  # the system's CAs, SSL_CERT_* ignored
-        self._ssl: ssl.SSLContext | bool = verify if verify is not None else True
+        self._verify = verify
+        self._https = base.scheme == "https"
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
@@ -182,7 +181,11 @@ class Backend:
         )
 
     def _open(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0, ssl=self._ssl,
+        verify: ssl.SSLContext | bool = self._verify if self._verify is not None else True
+        if self._verify is None and self._https:
+            # The system's CAs, SSL_CERT_* ignored; made with the pool, since reading the CAs takes a while.
+            verify = httpx2.create_ssl_context(trust_env=False)
+        connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0, ssl=verify,
                                          keepalive_timeout=KEEPALIVE_SECONDS)
         self._session = aiohttp.ClientSession(
             connector=connector,
