@@ -245,12 +245,12 @@ def cold_starts(procs: Processes, servers: dict[str, Launch], results: dict[str,
                 seconds, peak, _ = _cold_start(procs, servers[row], runs)
                 results[row].cold_start_s = results[row].cold_start_flat_s = seconds
                 results[row].rss_cold_mb = results[row].rss_flat_mb = peak
-                continue
-            flat = _with_flags(servers[row], "--discovery", "flat")
-            results[row].cold_start_flat_s, results[row].rss_flat_mb, _ = _cold_start(procs, flat, runs)
-            search = _with_flags(servers[row], "--discovery", "search")
-            results[row].cold_start_s, results[row].rss_cold_mb, results[row].first_search_s = _cold_start(
-                procs, search, runs, search_first=True)
+            else:
+                flat = _with_flags(servers[row], "--discovery", "flat")
+                results[row].cold_start_flat_s, results[row].rss_flat_mb, _ = _cold_start(procs, flat, runs)
+                search = _with_flags(servers[row], "--discovery", "search")
+                results[row].cold_start_s, results[row].rss_cold_mb, results[row].first_search_s = _cold_start(
+                    procs, search, runs, search_first=True)
         except StartError as exc:
             results[row].cold_start_note = f"cold start failed: {str(exc).splitlines()[0]}"
             say(str(exc))
