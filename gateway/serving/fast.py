@@ -171,8 +171,8 @@ class FastPath:
             return body, "tool_error" if result.is_error else ""
         key = (method, version)
         if key not in self._results:
-            result = self.endpoint.list_tools(legacy=True) if method == "tools/list" else types.EmptyResult()
-            self._results[key] = _dumps(_wire(method, version, result))
+            self._results[key] = (_listing(version, self.endpoint.list_tools(legacy=True)) if method == "tools/list"
+                                  else _dumps(_wire(method, version, types.EmptyResult())))
         return head + self._results[key] + b"}", ""
 
 
@@ -189,6 +189,22 @@ def _wire(method: str, version: str, result: Any) -> dict[str, Any]:
     """The result as the SDK puts it on the wire for `version` (its own per-version serialiser)."""
     return wire.serialize_server_result(method, version, result.model_dump(by_alias=True, mode="json",
                                                                            exclude_none=True))
+
+
+_LISTING_CHUNK = 32
+"""Tools serialised at a time for a `tools/list` answer."""
+
+
+def _listing(version: str, listing: types.ListToolsResult) -> bytes:
+    """The `tools/list` answer as `_wire` writes it, serialised a few tools at a time: for a large API the
+    intermediate forms of the whole listing at once would take several times its size in memory."""
+    method = "tools/list"
+    tools = listing.tools
+    answer = _wire(method, version, listing.model_copy(update={"tools": []}))
+    answer["tools"] = [orjson.Fragment(_dumps(tool)) for start in range(0, len(tools), _LISTING_CHUNK)
+                       for tool in _wire(method, version, listing.model_copy(
+                           update={"tools": tools[start:start + _LISTING_CHUNK]}))["tools"]]
+    return orjson.dumps(answer)
 
 
 def _call_result(result: types.CallToolResult) -> dict[str, Any] | None:
