@@ -15,19 +15,23 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import jsonschema_rs
 import yaml
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
 
 from gateway.errors import ConfigError, Diagnostic
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 FieldPath = tuple[str | int, ...]
 """Where a value sits in a loaded document: `("tools", "listPets", "parameters", "limit")`."""
@@ -167,7 +171,11 @@ class _Builder:
         value = self.loader.construct_object(node, deep=True)
         if not isinstance(value, _JSON_SCALARS):
             message = f"{format_field(path)}: {node.tag} values are not supported; quote it as a string"
-            self.problems.append(Diagnostic(f"{self.file}:{node.start_mark.line + 1}", message, "error"))
+        elif isinstance(value, float) and not math.isfinite(value):
+            message = f"{format_field(path)}: {node.value} is not a number JSON can carry; write a finite number"
+        else:
+            return value
+        self.problems.append(Diagnostic(f"{self.file}:{node.start_mark.line + 1}", message, "error"))
         return value
 
 
@@ -214,7 +222,17 @@ def schema(name: str) -> Mapping[str, Any]:
 
 
 @cache
-def _validator(name: str) -> Draft202012Validator:
+def _checker(name: str) -> Any:
+    """The compiled (Rust) validator that decides whether a file is valid: quick, and small to load."""
+    return jsonschema_rs.validator_for(dict(schema(name)), validate_formats=False)
+
+
+@cache
+def _explainer(name: str) -> Draft202012Validator:
+    """The Python validator whose errors carry what `_explain` needs (the failing subschema, the keyword);
+    loaded only for a file with problems."""
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(schema(name))
 
 
@@ -222,9 +240,11 @@ def validate(data: Any, locator: Locator, schema_name: str) -> None:
     """Check `data` against a shipped schema; raise one `ConfigError` listing every problem, or return."""
     if data is None:
         raise ConfigError(locator(()), "the file is empty")
+    if _checker(schema_name).is_valid(data):  # the loader admits JSON values only
+        return
     problems = [
         locator.problem(path, text)
-        for error in _validator(schema_name).iter_errors(data)
+        for error in _explainer(schema_name).iter_errors(data)
         for path, text in _explain(error)
     ]
     if problems:

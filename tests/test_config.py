@@ -132,6 +132,11 @@ def test_at_least_one_backend(tmp_path: Path) -> None:
     assert load_error(path) == f"{path}:1: backends: is required but missing"
 
 
+def test_numbers_json_cannot_carry_are_errors_at_their_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "version: 1\nbackends:\n  - name: a\n    spec: x.yaml\n    timeout: .inf\n")
+    assert load_error(path).startswith(f"{path}:5: backends[0].timeout: .inf is not a number JSON can carry")
+
+
 def test_missing_files_and_mapping_urls(project: Path) -> None:
     path = write(project / "conf", """
         version: 1

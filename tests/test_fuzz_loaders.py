@@ -372,6 +372,27 @@ def test_mutated_mappings(tmp_path, kind):
     _check(run_cases(cases))
 
 
+@pytest.mark.parametrize("kind", ["type-swap", "huge-number"])
+@pytest.mark.parametrize(("document", "schema_name"), [(PETSTORE_MAPPING, "mapping"),
+                                                        (ROOT / "config" / "gateway.yaml", "gateway")])
+def test_the_deciding_validator_agrees_with_the_explaining_one(document, schema_name, kind):
+    """A file is judged by the compiled validator and explained by the Python one: they must agree, or a
+    broken file would start (or a good one fail with no problem listed)."""
+    from gateway.yamlfile import _checker, _explainer
+
+    original = yaml.safe_load(document.read_text(encoding="utf-8"))
+    verdicts = set()
+    for n in range(MUTATIONS * 10):
+        mutated = mutate(original, kind, random.Random(f"{schema_name}-{kind}-{n}"))
+        try:
+            json.dumps(mutated, allow_nan=False)
+        except ValueError:  # an infinite number, which the YAML loader refuses before validation
+            continue
+        valid = _checker(schema_name).is_valid(mutated)
+        assert valid == _explainer(schema_name).is_valid(mutated), mutated
+        verdicts.add(valid)
+    assert verdicts == {True, False}  # the mutations reached both verdicts
+
 
 # -- bugs found by the campaign (in-process: each ends quickly, but in the wrong exception) -----------------------
 
