@@ -172,8 +172,10 @@ def _serve_http(args: argparse.Namespace, config: GatewayConfig) -> None:
     from gateway.serving.lifecycle import GatewayServer, ReloadingApp, watch
 
     settings = config.server
-    # No `server: uvicorn` header: an answer need not name the software behind it.
+    # No `server: uvicorn` header: an answer need not name the software behind it. No logging config of
+    # uvicorn's own: its lines go through the gateway's handler, in the gateway's format.
     options = {"host": settings.host, "port": settings.port, "log_level": "warning", "access_log": False,
+               "log_config": None,
                "lifespan": "on", "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
                "server_header": False}
     if args.workers > 1:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -51,6 +53,25 @@ async def test_json_logs_carry_the_request_id_of_the_trace(tmp_path: Path, petst
     audit = [line for line in lines if line.get("event") == "tool_call"]
     assert [(a["tool"], a["outcome"], a["request_id"]) for a in audit] == [("get_inventory", "ok", TRACE_ID)]
     assert any(line["logger"] == "gateway.server" and "message" in line for line in lines)
+
+
+def test_the_http_servers_own_lines_are_json_too(tmp_path: Path, petstore_backend) -> None:
+    """A port already taken: uvicorn's error is a JSON line like every other, not its own text format."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_text(tmp_path, f"""
+            version: 1
+            server: {{log_format: json, port: {port}}}
+            backends:
+              - {{name: pets, spec: {SPEC}, mapping: {MAPPING}, upstream: "{petstore_backend.url}/api"}}
+            """, "gateway.yaml")
+        done = subprocess.run([sys.executable, "-m", "gateway", "serve", "--config", str(config)],
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
+    assert any(line["logger"] == "uvicorn.error" and "address already in use" in line["message"] for line in lines)
 
 
 PROMETHEUS_CONFIG = """
